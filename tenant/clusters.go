@@ -1,0 +1,85 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultPlacement is the placement of the control-plane cluster itself.
+const DefaultPlacement = "default"
+
+// Clusters holds one connection pool per PostgreSQL cluster that hosts
+// tenant schemas, chosen by a tenant's placement. Nothing else may assume a
+// tenant schema lives in the control-plane database.
+type Clusters struct {
+	mu    sync.RWMutex
+	pools map[string]*pgxpool.Pool
+	owned map[string]bool
+}
+
+// NewClusters returns a registry whose "default" placement is the
+// control-plane pool (not owned: Close leaves it open).
+func NewClusters(control *pgxpool.Pool) *Clusters {
+	return &Clusters{
+		pools: map[string]*pgxpool.Pool{DefaultPlacement: control},
+		owned: map[string]bool{},
+	}
+}
+
+// Add opens a pool for another placement from its connection string.
+func (c *Clusters) Add(ctx context.Context, placement, dsn string) error {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("parse placement %s connection string: %w", placement, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("open placement %s: %w", placement, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.pools[placement]; ok && c.owned[placement] {
+		old.Close()
+	}
+	c.pools[placement] = pool
+	c.owned[placement] = true
+	return nil
+}
+
+// Pool returns the pool of a placement.
+func (c *Clusters) Pool(placement string) (*pgxpool.Pool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p, ok := c.pools[placement]
+	if !ok {
+		return nil, fmt.Errorf("placement %q has no configured cluster", placement)
+	}
+	return p, nil
+}
+
+// Placements lists the configured placements, sorted.
+func (c *Clusters) Placements() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.pools))
+	for p := range c.pools {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close closes the pools this registry opened.
+func (c *Clusters) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, p := range c.pools {
+		if c.owned[name] {
+			p.Close()
+		}
+	}
+}
