@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The Syncplane test command: ./scripts/test.sh [extra `go test` args]
+#
+# Runs every check CI runs, in order. Each step is a function named step_<name>
+# listed in STEPS; add new steps there.
+#
+# Environment:
+#   SYNCPLANE_TEST_DATABASE_URL  use this PostgreSQL instead of starting a
+#                                private cluster in .syncplane/testpg
+#   SYNCPLANE_TEST_SKIP          comma-separated steps to skip, e.g. "vet,browser"
+#
+# Examples:
+#   ./scripts/test.sh
+#   ./scripts/test.sh -run TestTenant -v
+#   SYNCPLANE_TEST_SKIP=gofmt,vet ./scripts/test.sh -run TestLocalPG -v
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+STEPS=(gofmt vet test)
+
+if [[ -x /usr/local/go/bin/go && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null 2>&1; then
+	echo "test.sh: Go is not installed (no 'go' in PATH or /usr/local/go/bin); see https://go.dev/doc/install" >&2
+	exit 1
+fi
+
+header() { printf '\n==> %s\n' "$*"; }
+die() {
+	echo "test.sh: $*" >&2
+	exit 1
+}
+
+# --- private PostgreSQL -----------------------------------------------------
+
+TESTPG_DIR=.syncplane/testpg
+TESTPG_DB=syncplane_test
+testpg_bin=""
+testpg_lease=""
+
+# ensure_test_db sets SYNCPLANE_TEST_DATABASE_URL, starting (or reusing) the
+# private cluster unless the caller provided one. Steps that need a database
+# call it; it is a no-op the second time.
+ensure_test_db() {
+	if [[ -n "${SYNCPLANE_TEST_DATABASE_URL:-}" ]]; then
+		return 0
+	fi
+	# A private binary: concurrent test runs must not overwrite each other's.
+	testpg_bin=$(mktemp -d "${TMPDIR:-/tmp}/syncplane-test.XXXXXX")/syncplane
+	go build -o "$testpg_bin" ./cmd/syncplane || die "cannot build ./cmd/syncplane to start the test database"
+	# The lease makes `release` stop the cluster only when no other test run
+	# still uses it, and never if it was already running before we came.
+	testpg_lease=$$
+	local url
+	url=$("$testpg_bin" localpg start --dir "$TESTPG_DIR" --db "$TESTPG_DB" --lease "$testpg_lease") ||
+		die "could not start the test PostgreSQL in $TESTPG_DIR (or set SYNCPLANE_TEST_DATABASE_URL to use your own)"
+	export SYNCPLANE_TEST_DATABASE_URL="$url"
+	echo "test database: $SYNCPLANE_TEST_DATABASE_URL"
+}
+
+release_test_db() {
+	if [[ -n "$testpg_lease" ]]; then
+		"$testpg_bin" localpg release --dir "$TESTPG_DIR" --lease "$testpg_lease" ||
+			echo "test.sh: warning: could not stop the test PostgreSQL in $TESTPG_DIR" >&2
+		testpg_lease=""
+	fi
+	if [[ -n "$testpg_bin" ]]; then
+		rm -rf "$(dirname "$testpg_bin")"
+		testpg_bin=""
+	fi
+}
+
+# --- steps ------------------------------------------------------------------
+
+step_gofmt() {
+	local files
+	files=$(find . \( -name .git -o -name .syncplane -o -name node_modules -o -name testdata -o -name vendor \) -prune \
+		-o -type f -name '*.go' -print0 | sort -z | xargs -0 -r gofmt -l)
+	if [[ -n "$files" ]]; then
+		echo "these files need gofmt (run: gofmt -w <file>):" >&2
+		echo "$files" >&2
+		return 1
+	fi
+}
+
+step_vet() {
+	go vet ./...
+}
+
+step_test() {
+	ensure_test_db
+	go test ./... -count=1 -timeout 15m "$@"
+}
+
+# --- main -------------------------------------------------------------------
+
+current_step=""
+on_exit() {
+	local rc=$?
+	release_test_db
+	if [[ $rc -ne 0 && -n "$current_step" ]]; then
+		printf '\nFAIL: step %s (exit %s after %ss)\n' "$current_step" "$rc" "$((SECONDS - step_start))" >&2
+	fi
+	exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+skip=",${SYNCPLANE_TEST_SKIP:-},"
+skip=${skip// /}
+for s in ${SYNCPLANE_TEST_SKIP:+${SYNCPLANE_TEST_SKIP//,/ }}; do
+	if ! declare -F "step_$s" >/dev/null; then
+		echo "test.sh: warning: SYNCPLANE_TEST_SKIP names unknown step '$s' (steps: ${STEPS[*]})" >&2
+	fi
+done
+
+start=$SECONDS
+step_start=$SECONDS
+ran=()
+for s in "${STEPS[@]}"; do
+	if [[ "$skip" == *",$s,"* ]]; then
+		header "$s (skipped: SYNCPLANE_TEST_SKIP)"
+		continue
+	fi
+	header "$s"
+	current_step=$s
+	step_start=$SECONDS
+	# Not inside `if`: errexit must stay active within the step functions.
+	"step_$s" "$@"
+	current_step=""
+	ran+=("$s")
+done
+printf '\nOK: %s passed in %ss\n' "${ran[*]:-nothing}" "$((SECONDS - start))"
