@@ -1,0 +1,161 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// setting is one configuration value: an environment variable with a flag
+// of the same meaning that overrides it. The table below is the single
+// source of truth for `serve --help`, the README table and the Helm chart.
+type setting struct {
+	Env     string
+	Flag    string
+	Default string
+	Usage   string
+}
+
+var settings = []setting{
+	{"SYNCPLANE_DATABASE_URL", "database-url", "", "PostgreSQL connection string of the control plane (and the default placement's tenant schemas)"},
+	{"SYNCPLANE_HTTP_ADDR", "http-addr", ":8080", "address the API, sync gateway and console listen on"},
+	{"SYNCPLANE_METRICS_ADDR", "metrics-addr", ":9090", "address Prometheus metrics are served on (empty disables)"},
+	{"SYNCPLANE_PUBLIC_URL", "public-url", "http://localhost:8080", "external base URL, used in printed and rendered links"},
+	{"SYNCPLANE_AUTO_MIGRATE", "auto-migrate", "false", "run control-plane and tenant migrations at start (replicas take turns under a lock)"},
+	{"SYNCPLANE_DEFAULT_TENANT", "default-tenant", "", "serve this tenant on the plain /sync paths without an API key (dev and testing only)"},
+	{"SYNCPLANE_JWKS_ALLOW_PRIVATE", "jwks-allow-private", "false", "let tenants' JWKS URLs reach loopback and private addresses (dev only: it exposes the internal network)"},
+	{"SYNCPLANE_CLUSTERS", "clusters", "", "extra tenant placements as name=postgres-url pairs separated by spaces"},
+	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
+	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
+	{"SYNCPLANE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "25s", "how long a stopping server drains in-flight requests"},
+	{"SYNCPLANE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"SYNCPLANE_LOG_FORMAT", "log-format", "text", "text or json"},
+}
+
+// config is the resolved configuration of one process.
+type config struct {
+	DatabaseURL      string
+	HTTPAddr         string
+	MetricsAddr      string
+	PublicURL        string
+	AutoMigrate      bool
+	DefaultTenant    string
+	JWKSAllowPrivate bool
+	Clusters         map[string]string
+	DBMaxConns       int32
+	CacheTTL         time.Duration
+	ShutdownTimeout  time.Duration
+	LogLevel         string
+	LogFormat        string
+}
+
+// flagValues binds every setting to fs, defaulting from the environment.
+type flagValues map[string]*string
+
+func bindSettings(fs *flag.FlagSet, getenv func(string) string) flagValues {
+	vals := flagValues{}
+	for _, s := range settings {
+		def := s.Default
+		if v, ok := lookupEnv(getenv, s.Env); ok {
+			def = v
+		}
+		vals[s.Env] = fs.String(s.Flag, def, s.Usage+" ($"+s.Env+")")
+	}
+	return vals
+}
+
+func lookupEnv(getenv func(string) string, k string) (string, bool) {
+	if getenv == nil {
+		return os.LookupEnv(k)
+	}
+	v := getenv(k)
+	return v, v != ""
+}
+
+func (v flagValues) config() (config, error) {
+	c := config{
+		DatabaseURL:   *v["SYNCPLANE_DATABASE_URL"],
+		HTTPAddr:      *v["SYNCPLANE_HTTP_ADDR"],
+		MetricsAddr:   *v["SYNCPLANE_METRICS_ADDR"],
+		PublicURL:     strings.TrimRight(*v["SYNCPLANE_PUBLIC_URL"], "/"),
+		DefaultTenant: *v["SYNCPLANE_DEFAULT_TENANT"],
+		LogLevel:      *v["SYNCPLANE_LOG_LEVEL"],
+		LogFormat:     *v["SYNCPLANE_LOG_FORMAT"],
+		Clusters:      map[string]string{},
+	}
+	var err error
+	if c.AutoMigrate, err = strconv.ParseBool(*v["SYNCPLANE_AUTO_MIGRATE"]); err != nil {
+		return c, fmt.Errorf("SYNCPLANE_AUTO_MIGRATE: want true or false, got %q", *v["SYNCPLANE_AUTO_MIGRATE"])
+	}
+	if c.JWKSAllowPrivate, err = strconv.ParseBool(*v["SYNCPLANE_JWKS_ALLOW_PRIVATE"]); err != nil {
+		return c, fmt.Errorf("SYNCPLANE_JWKS_ALLOW_PRIVATE: want true or false, got %q", *v["SYNCPLANE_JWKS_ALLOW_PRIVATE"])
+	}
+	n, err := strconv.ParseInt(*v["SYNCPLANE_DB_MAX_CONNS"], 10, 32)
+	if err != nil || n < 2 {
+		return c, fmt.Errorf("SYNCPLANE_DB_MAX_CONNS: want an integer >= 2, got %q", *v["SYNCPLANE_DB_MAX_CONNS"])
+	}
+	c.DBMaxConns = int32(n)
+	if c.CacheTTL, err = parsePositiveDuration("SYNCPLANE_CACHE_TTL", *v["SYNCPLANE_CACHE_TTL"]); err != nil {
+		return c, err
+	}
+	if c.ShutdownTimeout, err = parsePositiveDuration("SYNCPLANE_SHUTDOWN_TIMEOUT", *v["SYNCPLANE_SHUTDOWN_TIMEOUT"]); err != nil {
+		return c, err
+	}
+	for _, pair := range strings.Fields(*v["SYNCPLANE_CLUSTERS"]) {
+		name, dsn, ok := strings.Cut(pair, "=")
+		if !ok || name == "" || dsn == "" {
+			return c, fmt.Errorf("SYNCPLANE_CLUSTERS: want name=postgres-url pairs, got %q", pair)
+		}
+		c.Clusters[name] = dsn
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("SYNCPLANE_LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("SYNCPLANE_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	return c, nil
+}
+
+func parsePositiveDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 30s, got %q", name, s)
+	}
+	return d, nil
+}
+
+// printSettings writes the settings table (used by --help and docs).
+func printSettings(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENVIRONMENT\tFLAG\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		def := s.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", s.Env, s.Flag, def, s.Usage)
+	}
+	tw.Flush()
+}
+
+// settingsMarkdown renders the settings as the README's Markdown table.
+func settingsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| Environment variable | Flag | Default | Meaning |\n|---|---|---|---|\n")
+	for _, s := range settings {
+		def := "`" + s.Default + "`"
+		if s.Default == "" {
+			def = "—"
+		}
+		fmt.Fprintf(&b, "| `%s` | `--%s` | %s | %s |\n", s.Env, s.Flag, def, s.Usage)
+	}
+	return b.String()
+}

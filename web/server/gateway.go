@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/syncplane/syncplane/tenant"
+)
+
+// KeyHeader carries an API key on the plain /sync paths.
+const KeyHeader = "X-Syncplane-Key"
+
+// Resolver finds tenants by API key or slug; *tenant.Cache implements it.
+type Resolver interface {
+	ResolveKey(ctx context.Context, key string) (*tenant.Runtime, tenant.KeyRecord, error)
+	ResolveSlug(ctx context.Context, slug string) (*tenant.Runtime, error)
+}
+
+// GatewayOptions configure a Gateway.
+type GatewayOptions struct {
+	Resolver Resolver
+	// DefaultTenant, when set, serves that tenant on the plain paths to
+	// requests without a key. Meant for dev and testing only.
+	DefaultTenant string
+	// VerifierOptions are passed to every tenant's TokenVerifier.
+	VerifierOptions []VerifierOption
+	Log             *slog.Logger
+}
+
+// Gateway routes sync traffic to its tenant by API key and verifies the
+// tenant's end-user tokens.
+type Gateway struct {
+	opts GatewayOptions
+	ctx  context.Context // lives as long as the gateway; JWKS refreshers hang off it
+	stop context.CancelFunc
+
+	mu        sync.Mutex
+	verifiers map[int64]*cachedVerifier
+}
+
+type cachedVerifier struct {
+	updated time.Time
+	v       *TokenVerifier
+}
+
+// NewGateway returns a gateway; Close releases its token verifiers.
+func NewGateway(opts GatewayOptions) *Gateway {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Gateway{opts: opts, ctx: ctx, stop: stop, verifiers: map[int64]*cachedVerifier{}}
+}
+
+// Close stops background JWKS refreshes.
+func (g *Gateway) Close() {
+	g.stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id, cv := range g.verifiers {
+		cv.v.Close()
+		delete(g.verifiers, id)
+	}
+}
+
+// Mount registers the tenant routes twice: under /k/<key> (the key in the
+// base URL, for clients configurable only with a base URL) and on the plain
+// paths (the key in the X-Syncplane-Key header, or the dev default tenant).
+// routes gets a group that only resolves the tenant and one that also
+// verifies the end-user token.
+func (g *Gateway) Mount(e *gin.Engine, routes func(public, authed gin.IRouter)) {
+	prefixed := e.Group("/k/:apikey", g.resolve(func(c *gin.Context) string { return c.Param("apikey") }))
+	routes(prefixed, prefixed.Group("", g.authenticate))
+	plain := e.Group("", g.resolve(func(c *gin.Context) string { return c.GetHeader(KeyHeader) }))
+	routes(plain, plain.Group("", g.authenticate))
+}
+
+func (g *Gateway) resolve(keyOf func(*gin.Context) string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		key := strings.TrimSpace(keyOf(c))
+		var rt *tenant.Runtime
+		var rec tenant.KeyRecord
+		var err error
+		switch {
+		case key != "":
+			rt, rec, err = g.opts.Resolver.ResolveKey(c.Request.Context(), key)
+		case g.opts.DefaultTenant != "":
+			rt, err = g.opts.Resolver.ResolveSlug(c.Request.Context(), g.opts.DefaultTenant)
+		default:
+			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key",
+				"missing API key: use the base URL https://<host>/k/<publishable key> or the "+KeyHeader+" header"))
+			return
+		}
+		if err != nil {
+			if errors.Is(err, tenant.ErrInvalidAPIKey) || errors.Is(err, tenant.ErrNotFound) {
+				RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key", "the API key is unknown or revoked"))
+				return
+			}
+			Abort(c, "gateway_failed", err)
+			return
+		}
+		switch rt.Tenant.State {
+		case tenant.StateActive:
+		case tenant.StateSuspended:
+			RenderError(c, NewError(http.StatusForbidden, "tenant_suspended",
+				"tenant "+string(rt.Tenant.Slug)+" is suspended; sync is paused until an operator resumes it"))
+			return
+		default:
+			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key", "the API key is unknown or revoked"))
+			return
+		}
+		WithScope(c, &SyncScope{
+			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
+			KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
+		})
+		c.Next()
+	}
+}
+
+func (g *Gateway) authenticate(c *gin.Context) {
+	s := ScopeFrom(c)
+	raw, ok := bearer(c.GetHeader("Authorization"))
+	if !ok {
+		RenderError(c, NewError(http.StatusUnauthorized, "authentication_failed",
+			"missing bearer token: send Authorization: Bearer <end-user JWT>"))
+		return
+	}
+	if s.auth == nil {
+		RenderError(c, NewError(http.StatusUnauthorized, "authentication_failed",
+			"tenant "+string(s.Tenant.Slug)+" has not configured end-user authentication"))
+		return
+	}
+	v, err := g.verifier(s.Tenant.ID, *s.auth, s.authUpdated)
+	if err != nil {
+		Abort(c, "gateway_failed", err)
+		return
+	}
+	sub, err := v.Verify(c.Request.Context(), raw)
+	if err != nil {
+		msg := "invalid bearer token"
+		var te *TokenError
+		if errors.As(err, &te) && te.Reason != "" {
+			msg += ": " + te.Reason
+		}
+		RenderError(c, NewError(http.StatusUnauthorized, "authentication_failed", msg))
+		return
+	}
+	s.UserID = sub
+	c.Next()
+}
+
+// verifier returns the tenant's token verifier, rebuilding it when the
+// tenant's auth settings changed. Building happens outside the lock: a JWKS
+// verifier's first fetch may take seconds and must not hold up other tenants.
+func (g *Gateway) verifier(tenantID int64, a tenant.AuthSettings, updated time.Time) (*TokenVerifier, error) {
+	g.mu.Lock()
+	cv, ok := g.verifiers[tenantID]
+	g.mu.Unlock()
+	if ok && cv.updated.Equal(updated) {
+		return cv.v, nil
+	}
+	v, err := NewTokenVerifier(g.ctx, a, g.opts.VerifierOptions...)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur, ok := g.verifiers[tenantID]; ok {
+		if cur.updated.Equal(updated) {
+			v.Close() // another request built it meanwhile
+			return cur.v, nil
+		}
+		cur.v.Close()
+	}
+	g.verifiers[tenantID] = &cachedVerifier{updated: updated, v: v}
+	return v, nil
+}
+
+func bearer(h string) (string, bool) {
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(p):])
+	return tok, tok != ""
+}
