@@ -39,7 +39,9 @@ func (m MigrationStatus) Current() bool { return !m.Dirty && m.Version == m.Expe
 // holds a PostgreSQL advisory lock while it runs, so replicas starting at
 // once migrate one after another and the later ones find nothing to do.
 func MigrateControl(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{ControlSchema}.Sanitize()); err != nil {
+	// Two replicas may race here; IF NOT EXISTS can still collide on the
+	// catalog's unique index, which means the schema exists.
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{ControlSchema}.Sanitize()); err != nil && !isUniqueViolation(err) {
 		return fmt.Errorf("create control schema: %w", err)
 	}
 	return runMigrations(ctx, pool, ControlSchema, controlMigrationsTable, migrations.Control(), func(m *migrate.Migrate) error {

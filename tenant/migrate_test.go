@@ -1,0 +1,71 @@
+package tenant_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syncplane/syncplane/tenant"
+	"github.com/syncplane/syncplane/tenant/tenanttest"
+)
+
+func TestMigrationsFromEmptyAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	url := tenanttest.FreshDatabase(t)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	st, err := tenant.ControlStatus(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, st.Version)
+	require.False(t, st.Current())
+	require.Positive(t, st.Expected)
+
+	// Several replicas starting at once: golang-migrate's advisory lock lets
+	// one migrate; the others wait and find nothing to do.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tenant.MigrateControl(ctx, pool)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	st, err = tenant.ControlStatus(ctx, pool)
+	require.NoError(t, err)
+	require.True(t, st.Current(), "at %d, want %d", st.Version, st.Expected)
+
+	// Re-running is a no-op.
+	require.NoError(t, tenant.MigrateControl(ctx, pool))
+
+	// A tenant schema migrates inside itself, and re-running all is a no-op.
+	store := tenant.NewStore(pool, tenant.NewClusters(pool))
+	tn, err := store.CreateTenant(ctx, tenant.NewTenant{Slug: "fresh"}, tenanttest.Actor)
+	require.NoError(t, err)
+	require.NoError(t, store.MigrateAllTenants(ctx))
+	ts, err := tenant.TenantSchemaStatus(ctx, pool, tn.SchemaName())
+	require.NoError(t, err)
+	require.True(t, ts.Current())
+	var tables int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables))
+	require.Zero(t, tables, "migrations must not touch the public schema")
+}
+
+func TestAuditLogIsAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	store := tenanttest.Store(t)
+	tenanttest.Tenant(t, store, "")
+	_, err := store.DB().Exec(ctx, `UPDATE syncplane.audit_log SET actor = 'mallory'`)
+	require.ErrorContains(t, err, "append-only")
+	_, err = store.DB().Exec(ctx, `DELETE FROM syncplane.audit_log`)
+	require.ErrorContains(t, err, "append-only")
+}
