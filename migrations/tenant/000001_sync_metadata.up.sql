@@ -2,6 +2,9 @@
 -- (t_<slug>) on a dedicated connection; every object lands in that schema.
 -- Functions pin their search_path at creation (SET search_path FROM CURRENT)
 -- so their unqualified names always resolve inside this tenant.
+--
+-- Everything here is per tenant: sequences, locks (row locks on _sync_scope)
+-- and sessions never span tenants, so one tenant cannot block another.
 
 -- Table-definition versions whose DDL this schema carries, written in the
 -- same transaction as the DDL so the control plane can be repaired from it.
@@ -13,7 +16,9 @@ CREATE TABLE _sync_catalog (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per end user: initialization state, sequence head and retention floor.
+-- One row per end user: initialization state, sequence head and retention
+-- floor. Locking this row (FOR UPDATE) serializes the user's mutations
+-- across replicas (protocol 8.5); different users lock different rows.
 CREATE TABLE _sync_scope (
     user_id            text PRIMARY KEY,
     state              text NOT NULL DEFAULT 'UNINITIALIZED'
@@ -21,12 +26,14 @@ CREATE TABLE _sync_scope (
     initializer_source text,
     initialization_id  uuid,
     lease_expires_at   timestamptz,
+    initialized_by     text,
     latest_bundle_seq  bigint NOT NULL DEFAULT 0,
-    retained_floor     bigint NOT NULL DEFAULT 0,
+    retained_floor     bigint NOT NULL DEFAULT 0 CHECK (retained_floor <= latest_bundle_seq),
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 
--- Source registry, per user.
+-- Source registry, per user. max_source_bundle_id is kept forever so a
+-- pruned tuple is still recognized (protocol 8.6).
 CREATE TABLE _sync_source (
     user_id               text NOT NULL,
     source_id             text NOT NULL,
@@ -37,11 +44,11 @@ CREATE TABLE _sync_source (
     first_seen_at         timestamptz NOT NULL DEFAULT now(),
     last_seen_at          timestamptz NOT NULL DEFAULT now(),
     bundles_pushed        bigint NOT NULL DEFAULT 0,
-    last_error            text,
     PRIMARY KEY (user_id, source_id)
 );
 
--- Committed bundles and their rows (retained history).
+-- Committed bundles (retained history). The unique tuple makes "one tuple,
+-- one bundle" a database guarantee (protocol 9).
 CREATE TABLE _sync_bundle (
     user_id          text NOT NULL,
     bundle_seq       bigint NOT NULL,
@@ -55,6 +62,9 @@ CREATE TABLE _sync_bundle (
     UNIQUE (user_id, source_id, source_bundle_id)
 );
 
+-- Bundle rows. No foreign key to _sync_bundle: the rows are written by the
+-- capture statement before the bundle's hash is known, and pruning deletes
+-- both by range.
 CREATE TABLE _sync_bundle_row (
     user_id     text NOT NULL,
     bundle_seq  bigint NOT NULL,
@@ -63,8 +73,7 @@ CREATE TABLE _sync_bundle_row (
     key_text    text NOT NULL,
     op          text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
     payload     jsonb,
-    PRIMARY KEY (user_id, bundle_seq, row_ordinal),
-    FOREIGN KEY (user_id, bundle_seq) REFERENCES _sync_bundle (user_id, bundle_seq) ON DELETE CASCADE
+    PRIMARY KEY (user_id, bundle_seq, row_ordinal)
 );
 
 -- Authoritative row state, tombstones included; never pruned.
@@ -77,7 +86,7 @@ CREATE TABLE _sync_row_state (
     PRIMARY KEY (user_id, table_name, key_text)
 );
 
--- Staged pushes.
+-- Staged pushes. One uncommitted session per tuple (create replaces).
 CREATE TABLE _sync_push_session (
     push_id           uuid PRIMARY KEY,
     user_id           text NOT NULL,
@@ -87,11 +96,15 @@ CREATE TABLE _sync_push_session (
     next_row_ordinal  bigint NOT NULL DEFAULT 0,
     initialization_id uuid,
     created_at        timestamptz NOT NULL DEFAULT now(),
-    expires_at        timestamptz NOT NULL
+    expires_at        timestamptz NOT NULL,
+    UNIQUE (user_id, source_id, source_bundle_id)
 );
-CREATE INDEX _sync_push_session_tuple_idx ON _sync_push_session (user_id, source_id, source_bundle_id);
 CREATE INDEX _sync_push_session_expiry_idx ON _sync_push_session (expires_at);
 
+-- Staged rows, validated at chunk time. payload is the after-image as the
+-- apply statement reads it (bytea already as \x hex text; exact numbers);
+-- cols is the sorted, comma-joined column list, used to group consecutive
+-- rows into one set-based statement at commit.
 CREATE TABLE _sync_push_row (
     push_id          uuid NOT NULL REFERENCES _sync_push_session (push_id) ON DELETE CASCADE,
     row_ordinal      bigint NOT NULL,
@@ -99,7 +112,8 @@ CREATE TABLE _sync_push_row (
     key_text         text NOT NULL,
     op               text NOT NULL,
     base_row_version bigint NOT NULL,
-    payload          text,
+    cols             text NOT NULL DEFAULT '',
+    payload          jsonb,
     PRIMARY KEY (push_id, row_ordinal)
 );
 
@@ -136,50 +150,92 @@ CREATE UNLOGGED TABLE _sync_capture (
     op         "char" NOT NULL CHECK (op IN ('I', 'U', 'D')),
     payload    jsonb
 );
+CREATE INDEX _sync_capture_txid_idx ON _sync_capture (txid, seq);
+
+-- _sync_wire turns to_jsonb(row) into the wire payload: the hidden scope
+-- column removed and each bytea column (hex text "\x..") as standard base64.
+CREATE FUNCTION _sync_wire(j jsonb, bytea_cols text[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    c text;
+    v text;
+BEGIN
+    j := j - '_sync_scope_id';
+    IF bytea_cols IS NULL THEN
+        RETURN j;
+    END IF;
+    FOREACH c IN ARRAY bytea_cols LOOP
+        v := j ->> c;
+        IF v IS NOT NULL THEN
+            j := jsonb_set(j, ARRAY[c], to_jsonb(translate(encode(decode(substr(v, 3), 'hex'), 'base64'), E'\n', '')));
+        END IF;
+    END LOOP;
+    RETURN j;
+END
+$$;
 
 -- _sync_capture is attached to every registered table as three AFTER ...
 -- FOR EACH STATEMENT triggers with transition tables _sync_new/_sync_old;
 -- TG_ARGV[0] is the table's sync key column. It refuses writes outside a
 -- bound sync transaction (syncplane.user_id unset) and writes touching rows
--- of another user, and records every effect in _sync_capture.
+-- of another user, and records every effect in _sync_capture with its wire
+-- after-image, in statement order.
 CREATE FUNCTION _sync_capture() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT SET bytea_output = 'hex' AS $$
 DECLARE
     bound  text := current_setting('syncplane.user_id', true);
     keycol text := TG_ARGV[0];
+    bcols  text[];
 BEGIN
     IF bound IS NULL OR bound = '' THEN
         RAISE EXCEPTION 'write to registered table % outside a sync transaction', TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND EXISTS (SELECT 1 FROM _sync_new n WHERE n._sync_scope_id IS DISTINCT FROM bound) THEN
-        RAISE EXCEPTION 'write to table % touches a row of another user', TG_TABLE_NAME
-            USING ERRCODE = 'insufficient_privilege';
+    -- Nested IFs: a query naming a transition table the event lacks would
+    -- fail to plan, and SQL's AND does not short-circuit planning.
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF EXISTS (SELECT 1 FROM _sync_new n WHERE n._sync_scope_id IS DISTINCT FROM bound) THEN
+            RAISE EXCEPTION 'write to table % touches a row of another user', TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
     END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (SELECT 1 FROM _sync_old o WHERE o._sync_scope_id IS DISTINCT FROM bound) THEN
-        RAISE EXCEPTION 'write to table % touches a row of another user', TG_TABLE_NAME
-            USING ERRCODE = 'insufficient_privilege';
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        IF EXISTS (SELECT 1 FROM _sync_old o WHERE o._sync_scope_id IS DISTINCT FROM bound) THEN
+            RAISE EXCEPTION 'write to table % touches a row of another user', TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT array_agg(a.attname::text) INTO bcols
+        FROM pg_attribute a
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype;
     END IF;
 
     IF TG_OP = 'INSERT' THEN
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, j ->> keycol, 'I', j - '_sync_scope_id'
-        FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
+        SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', _sync_wire(s.j, bcols)
+        FROM (SELECT to_jsonb(n) AS j, row_number() OVER () AS rn FROM _sync_new n) s
+        ORDER BY s.rn;
     ELSIF TG_OP = 'UPDATE' THEN
-        -- A changed key value is a delete of the old key and an insert of the new.
+        -- A changed key value is a delete of the old key and an insert of the
+        -- new one. Hash joins keep this linear in the statement's row count.
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
         SELECT TG_TABLE_NAME, o.k, 'D', NULL
-        FROM (SELECT to_jsonb(o) ->> keycol AS k FROM _sync_old o) o
-        WHERE NOT EXISTS (SELECT 1 FROM _sync_new n WHERE to_jsonb(n) ->> keycol = o.k);
+        FROM (SELECT to_jsonb(o) ->> keycol AS k, row_number() OVER () AS rn FROM _sync_old o) o
+        LEFT JOIN (SELECT to_jsonb(n) ->> keycol AS k FROM _sync_new n) n ON n.k = o.k
+        WHERE n.k IS NULL
+        ORDER BY o.rn;
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, s.j ->> keycol,
-               CASE WHEN EXISTS (SELECT 1 FROM _sync_old o WHERE to_jsonb(o) ->> keycol = s.j ->> keycol)
-                    THEN 'U' ELSE 'I' END,
-               s.j - '_sync_scope_id'
-        FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
+        SELECT TG_TABLE_NAME, s.j ->> keycol, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END, _sync_wire(s.j, bcols)
+        FROM (SELECT to_jsonb(n) AS j, row_number() OVER () AS rn FROM _sync_new n) s
+        LEFT JOIN (SELECT DISTINCT to_jsonb(o) ->> keycol AS k FROM _sync_old o) o ON o.k = s.j ->> keycol
+        ORDER BY s.rn;
     ELSE
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, to_jsonb(o) ->> keycol, 'D', NULL FROM _sync_old o;
+        SELECT TG_TABLE_NAME, s.k, 'D', NULL
+        FROM (SELECT to_jsonb(o) ->> keycol AS k, row_number() OVER () AS rn FROM _sync_old o) s
+        ORDER BY s.rn;
     END IF;
     RETURN NULL;
 END

@@ -1,0 +1,83 @@
+package sync
+
+import (
+	"strings"
+	gosync "sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/syncplane/syncplane/tenant"
+)
+
+// catalog is a tenant's registered tables as the protocol engine needs them,
+// derived once per *tenant.Schema.
+type catalog struct {
+	tables []*catTable // sorted by name
+	byName map[string]*catTable
+}
+
+type catTable struct {
+	name    string
+	ord     int // position in name order; snapshot order (protocol 6)
+	keyCol  string
+	keyUUID bool
+	cols    map[string]tenant.ColumnType
+	colList []string // declared order
+	bytea   []string // bytea column names (for _sync_wire)
+}
+
+// keyCast is the SQL cast that turns key text into the key column's type.
+func (t *catTable) keyCast() string {
+	if t.keyUUID {
+		return "::uuid"
+	}
+	return "::text"
+}
+
+// byteaArray is the SQL literal of the table's bytea column list, or NULL.
+func (t *catTable) byteaArray() string {
+	if len(t.bytea) == 0 {
+		return "NULL::text[]"
+	}
+	quoted := make([]string, len(t.bytea))
+	for i, c := range t.bytea {
+		quoted[i] = `"` + c + `"` // names match ^[a-z0-9_]+$ (validated by tenant)
+	}
+	return "'{" + strings.Join(quoted, ",") + "}'::text[]"
+}
+
+var catalogCache gosync.Map // *tenant.Schema -> *catalog
+
+var emptyCatalog = &catalog{byName: map[string]*catTable{}}
+
+// catalogFor returns the catalog of s (nil s: no registered tables).
+func catalogFor(s *tenant.Schema) *catalog {
+	if s == nil {
+		return emptyCatalog
+	}
+	if c, ok := catalogCache.Load(s); ok {
+		return c.(*catalog)
+	}
+	c := &catalog{byName: map[string]*catTable{}}
+	for i, t := range s.Tables() {
+		ct := &catTable{name: t.Name, ord: i, keyCol: t.Key.Name, keyUUID: t.Key.Type == tenant.ColumnUUID,
+			cols: map[string]tenant.ColumnType{}}
+		for _, col := range t.Columns {
+			ct.cols[col.Name] = col.Type
+			ct.colList = append(ct.colList, col.Name)
+			if col.Type == tenant.ColumnBlob {
+				ct.bytea = append(ct.bytea, col.Name)
+			}
+		}
+		c.tables = append(c.tables, ct)
+		c.byName[t.Name] = ct
+	}
+	actual, _ := catalogCache.LoadOrStore(s, c)
+	return actual.(*catalog)
+}
+
+// ident quotes a schema-qualified name.
+func ident(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+
+// col quotes a column name.
+func col(name string) string { return pgx.Identifier{name}.Sanitize() }

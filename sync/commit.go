@@ -1,0 +1,182 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/syncplane/syncplane/web/server"
+)
+
+// BundleResult describes one committed bundle.
+type BundleResult struct {
+	BundleSeq      int64  `json:"bundle_seq"`
+	SourceID       string `json:"source_id"`
+	SourceBundleID int64  `json:"source_bundle_id"`
+	RowCount       int64  `json:"row_count"`
+	BundleHash     string `json:"bundle_hash"`
+}
+
+// errNoEffects: the transaction's effects collapsed to nothing (8.3).
+var errNoEffects = errors.New("no captured business-table effects")
+
+// bindTx binds tx to (user, source, source_bundle_id) so the capture
+// triggers accept its writes, and defers all deferrable constraints.
+func bindTx(ctx context.Context, tx pgx.Tx, user, source string, sbid int64) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('syncplane.user_id', $1, true), set_config('syncplane.source_id', $2, true),
+		set_config('syncplane.source_bundle_id', $3, true)`, user, source, fmt.Sprint(sbid))
+	b.Queue(`SET CONSTRAINTS ALL DEFERRED`)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("bind sync transaction: %w", err)
+	}
+	return nil
+}
+
+// bundleSpec is what finishBundle needs to seal a bound transaction.
+type bundleSpec struct {
+	schema   string // t_<slug>
+	wire     string
+	user     string
+	source   string
+	sbid     int64
+	scope    *scopeState // locked by this transaction
+	cat      *catalog
+	retained int64  // retained window W
+	pushID   string // session to delete, "" for server-originated writes
+	seed     bool   // a seed push: the scope becomes INITIALIZED
+}
+
+// collapseSQL turns this transaction's captured effects into bundle rows and
+// row state (protocol 8.3) in one statement, returning the rows in order.
+const collapseSQL = `
+WITH c AS (
+    DELETE FROM %[1]s WHERE txid = pg_current_xact_id()
+    RETURNING seq, table_name, key_text, op, payload
+), k AS (
+    SELECT table_name, key_text, min(seq) AS first_seq,
+           (array_agg(op ORDER BY seq))[1] AS first_op,
+           (array_agg(op ORDER BY seq DESC))[1] AS last_op,
+           (array_agg(payload ORDER BY seq DESC))[1] AS payload
+    FROM c GROUP BY table_name, key_text
+), o AS MATERIALIZED (
+    SELECT (row_number() OVER (ORDER BY first_seq) - 1)::integer AS row_ordinal, table_name, key_text,
+           CASE WHEN last_op = 'D' THEN 'DELETE' WHEN first_op = 'I' THEN 'INSERT' ELSE 'UPDATE' END AS op,
+           CASE WHEN last_op = 'D' THEN NULL ELSE payload END AS payload
+    FROM k WHERE NOT (first_op = 'I' AND last_op = 'D')
+), br AS (
+    INSERT INTO %[2]s (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload)
+    SELECT $1, $2, row_ordinal, table_name, key_text, op, payload FROM o
+), rs AS (
+    INSERT INTO %[3]s (user_id, table_name, key_text, row_version, deleted)
+    SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM o
+    ON CONFLICT (user_id, table_name, key_text)
+    DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted
+)
+SELECT table_name, key_text, op, payload::text FROM o ORDER BY row_ordinal`
+
+// finishBundle seals a bound transaction whose business-table writes are
+// done: it collapses the captured effects into bundle latest+1, writes the
+// bundle, row state, source state, scope head and retention, and deletes the
+// push session. Caller holds tx and the scope lock; tx must then commit.
+func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, error) {
+	seq := sp.scope.Latest + 1
+	rows, err := tx.Query(ctx, fmt.Sprintf(collapseSQL, ident(sp.schema, "_sync_capture"),
+		ident(sp.schema, "_sync_bundle_row"), ident(sp.schema, "_sync_row_state")), sp.user, seq)
+	if err != nil {
+		return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+	}
+	hasher := newBundleHasher(sp.wire, seq)
+	var n, bytes int64
+	for rows.Next() {
+		var table, key, op string
+		var payload []byte
+		if err := rows.Scan(&table, &key, &op, &payload); err != nil {
+			rows.Close()
+			return BundleResult{}, fmt.Errorf("read bundle row: %w", err)
+		}
+		keyCol := "id"
+		if t, ok := sp.cat.byName[table]; ok {
+			keyCol = t.keyCol
+		}
+		if err := hasher.add(hashRow{Table: table, KeyCol: keyCol, KeyText: key, Op: op, Payload: payload}); err != nil {
+			rows.Close()
+			return BundleResult{}, err
+		}
+		n++
+		bytes += int64(len(payload))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+	}
+	if n == 0 {
+		return BundleResult{}, errNoEffects
+	}
+	res := BundleResult{BundleSeq: seq, SourceID: sp.source, SourceBundleID: sp.sbid, RowCount: n, BundleHash: hasher.sum()}
+
+	// Retention (8.6): the floor rises by at most one prune batch per commit.
+	floor := sp.scope.Floor
+	w := sp.retained
+	if w <= 0 {
+		w = defaultRetainedBundles
+	}
+	if target := seq - w; target > floor {
+		floor = min(target, floor+pruneBatch)
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO `+ident(sp.schema, "_sync_bundle")+` (user_id, bundle_seq, source_id, source_bundle_id, row_count, bundle_hash, byte_count)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, sp.user, seq, sp.source, sp.sbid, n, res.BundleHash, bytes)
+	b.Queue(`INSERT INTO `+ident(sp.schema, "_sync_source")+` (user_id, source_id, state, max_source_bundle_id, bundles_pushed)
+		VALUES ($1, $2, 'active', $3, 1)
+		ON CONFLICT (user_id, source_id) DO UPDATE SET state = 'active', max_source_bundle_id = EXCLUDED.max_source_bundle_id,
+			bundles_pushed = `+ident(sp.schema, "_sync_source")+`.bundles_pushed + 1, last_seen_at = now()`, sp.user, sp.source, sp.sbid)
+	if sp.seed || sp.scope.State != stateInitialized {
+		b.Queue(`UPDATE `+ident(sp.schema, "_sync_scope")+` SET latest_bundle_seq = $2, retained_floor = $3, state = 'INITIALIZED',
+			initializer_source = NULL, initialization_id = NULL, lease_expires_at = NULL,
+			initialized_by = coalesce(initialized_by, $4), updated_at = now() WHERE user_id = $1`, sp.user, seq, floor, sp.source)
+	} else {
+		b.Queue(`UPDATE `+ident(sp.schema, "_sync_scope")+` SET latest_bundle_seq = $2, retained_floor = $3, updated_at = now()
+			WHERE user_id = $1`, sp.user, seq, floor)
+	}
+	if floor > sp.scope.Floor {
+		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_bundle_row")+` WHERE user_id = $1 AND bundle_seq <= $2`, sp.user, floor)
+		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_bundle")+` WHERE user_id = $1 AND bundle_seq <= $2`, sp.user, floor)
+	}
+	if sp.pushID != "" {
+		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_push_session")+` WHERE push_id = $1`, sp.pushID)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return BundleResult{}, fmt.Errorf("write bundle: %w", err)
+	}
+	return res, nil
+}
+
+// commitError maps a failure of the apply/commit step to the protocol: a
+// constraint or value error is the pushed data's fault (400 with code).
+func commitError(err error, code string) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch {
+	case pe.Code == "23502":
+		return &server.Error{Status: http.StatusBadRequest, Code: code, Err: err,
+			Message: fmt.Sprintf("column %s of table %s must not be null", pe.ColumnName, pe.TableName)}
+	case len(pe.Code) == 5 && pe.Code[:2] == "23":
+		return &server.Error{Status: http.StatusBadRequest, Code: code, Err: err,
+			Message: fmt.Sprintf("commit violates constraint %s on table %s", pe.ConstraintName, pe.TableName)}
+	case len(pe.Code) == 5 && pe.Code[:2] == "22":
+		return &server.Error{Status: http.StatusBadRequest, Code: code, Err: err,
+			Message: "a pushed value does not fit its column type (SQLSTATE " + pe.Code + ")"}
+	case pe.Code == "42501":
+		return &server.Error{Status: http.StatusBadRequest, Code: code, Err: err,
+			Message: "the write touches rows outside the user scope"}
+	}
+	return err
+}

@@ -1,0 +1,371 @@
+package sync
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+type sourceReplacement struct {
+	PreviousSourceID string `json:"previous_source_id"`
+	NewSourceID      string `json:"new_source_id"`
+	Reason           string `json:"reason"`
+}
+
+type snapshotCreateRequest struct {
+	SourceReplacement *sourceReplacement `json:"source_replacement"`
+}
+
+var rotationReasons = map[string]bool{
+	"history_pruned": true, "source_sequence_out_of_order": true, "source_sequence_changed": true, "source_retired": true,
+}
+
+type snapshotCreateResponse struct {
+	SnapshotID        string `json:"snapshot_id"`
+	SnapshotBundleSeq int64  `json:"snapshot_bundle_seq"`
+	RowCount          int64  `json:"row_count"`
+	ByteCount         int64  `json:"byte_count"`
+	ExpiresAt         string `json:"expires_at"`
+}
+
+// parseSnapshotCreate decodes the optional create body strictly (7.10).
+func parseSnapshotCreate(body []byte) (*sourceReplacement, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req *snapshotCreateRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, apiErr(http.StatusBadRequest, "snapshot_session_invalid", "request body is not a valid snapshot session request: %s", jsonProblemStrict(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, apiErr(http.StatusBadRequest, "snapshot_session_invalid", "request body has trailing data")
+	}
+	if req == nil || req.SourceReplacement == nil {
+		return nil, nil
+	}
+	sr := req.SourceReplacement
+	sr.PreviousSourceID = strings.TrimSpace(sr.PreviousSourceID)
+	sr.NewSourceID = strings.TrimSpace(sr.NewSourceID)
+	sr.Reason = strings.TrimSpace(sr.Reason)
+	return sr, nil
+}
+
+func jsonProblemStrict(err error) string {
+	if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return "unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return jsonProblem(err)
+}
+
+// createSnapshotSession freezes the user's live rows (protocol 7.10),
+// optionally rotating the caller's source atomically with it.
+func (h *Handler) createSnapshotSession(c *gin.Context) error {
+	r, err := h.req(c)
+	if err != nil {
+		return err
+	}
+	body, err := h.readBody(c)
+	if err != nil {
+		return err
+	}
+	rot, err := parseSnapshotCreate(body)
+	if err != nil {
+		return err
+	}
+	var resp snapshotCreateResponse
+	err = inTx(c, r.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(c, `DELETE FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id IN (SELECT snapshot_id FROM `+
+			r.t("_sync_snapshot_session")+` WHERE expires_at < now() ORDER BY expires_at LIMIT 10 FOR UPDATE SKIP LOCKED)`); err != nil {
+			return fmt.Errorf("purge expired snapshots: %w", err)
+		}
+		var s *scopeState
+		if rot != nil {
+			// A rotation is a mutation: serialize it with the user's others.
+			s, err = lockScopeShared(c, tx, r.schema, r.user, "FOR UPDATE")
+		} else {
+			s, err = readScope(c, tx, r.schema, r.user)
+		}
+		if err != nil {
+			return err
+		}
+		if err := scopeNotReady(s); err != nil {
+			return err
+		}
+		if rot != nil {
+			if err := h.rotateSource(c, tx, r, rot); err != nil {
+				return err
+			}
+		}
+		id := uuid.NewString()
+		resp.SnapshotID = id
+		resp.SnapshotBundleSeq = s.Latest
+		resp.ExpiresAt = rfc3339(s.Now.Add(h.cfg.SnapshotSessionTTL))
+		return freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, &resp)
+	})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, resp)
+	return nil
+}
+
+// lockScopeShared reads an existing scope row with the given lock clause
+// (a missing row is an uninitialized scope).
+func lockScopeShared(c *gin.Context, tx pgx.Tx, schema, user, lock string) (*scopeState, error) {
+	var s scopeState
+	err := tx.QueryRow(c, `SELECT state, coalesce(initializer_source, ''), coalesce(initialization_id::text, ''),
+		coalesce(lease_expires_at, 'epoch'), latest_bundle_seq, retained_floor, now()
+		FROM `+ident(schema, "_sync_scope")+` WHERE user_id = $1 `+lock, user).
+		Scan(&s.State, &s.Initializer, &s.InitID, &s.Lease, &s.Latest, &s.Floor, &s.Now)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &scopeState{State: stateUninitialized}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock scope: %w", err)
+	}
+	if s.State == stateInitializing && !s.Lease.After(s.Now) {
+		s.State = stateUninitialized
+	}
+	return &s, nil
+}
+
+// rotateSource applies a source_replacement (7.10 step 2). Caller holds the
+// scope lock; the changes commit with the snapshot or not at all.
+func (h *Handler) rotateSource(c *gin.Context, tx pgx.Tx, r *reqCtx, rot *sourceReplacement) error {
+	switch {
+	case rot.PreviousSourceID != r.source:
+		return apiErr(http.StatusBadRequest, "snapshot_session_invalid", "source_replacement.previous_source_id must equal the Oversync-Source-ID header")
+	case rot.NewSourceID == "":
+		return apiErr(http.StatusBadRequest, "snapshot_session_invalid", "source_replacement.new_source_id is required")
+	case rot.NewSourceID == rot.PreviousSourceID:
+		return apiErr(http.StatusBadRequest, "snapshot_session_invalid", "source_replacement.new_source_id must differ from previous_source_id")
+	case len(rot.NewSourceID) > maxSourceIDBytes:
+		return apiErr(http.StatusBadRequest, "snapshot_session_invalid", "source_replacement.new_source_id must be at most %d bytes", maxSourceIDBytes)
+	case !rotationReasons[rot.Reason]:
+		return apiErr(http.StatusBadRequest, "snapshot_session_invalid", "source_replacement.reason %q is not supported", rot.Reason)
+	}
+	b := &pgx.Batch{}
+	b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source"))+" FOR UPDATE", r.user, rot.PreviousSourceID)
+	b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source"))+" FOR UPDATE", r.user, rot.NewSourceID)
+	br := tx.SendBatch(c, b)
+	prev, err := scanSource(br.QueryRow())
+	if err != nil {
+		br.Close()
+		return err
+	}
+	next, err := scanSource(br.QueryRow())
+	if err != nil {
+		br.Close()
+		return err
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("read sources: %w", err)
+	}
+	reserve := `INSERT INTO ` + r.t("_sync_source") + ` (user_id, source_id, state) VALUES ($1, $2, 'reserved')`
+	if prev.State == "retired" {
+		if prev.ReplacedBy != rot.NewSourceID {
+			return sourceRetiredErr(r.user, rot.PreviousSourceID, prev.ReplacedBy)
+		}
+		if next.State == "retired" {
+			return apiErr(http.StatusConflict, "source_replacement_invalid", "replacement source %s is retired", rot.NewSourceID)
+		}
+		if !next.Known {
+			if _, err := tx.Exec(c, reserve, r.user, rot.NewSourceID); err != nil {
+				return fmt.Errorf("reserve source: %w", err)
+			}
+		}
+		return nil
+	}
+	if next.Known {
+		return apiErr(http.StatusConflict, "source_replacement_invalid", "replacement source %s is already known for user %s", rot.NewSourceID, r.user)
+	}
+	b = &pgx.Batch{}
+	b.Queue(reserve, r.user, rot.NewSourceID)
+	b.Queue(`INSERT INTO `+r.t("_sync_source")+` (user_id, source_id, state, replaced_by_source_id, retire_reason)
+		VALUES ($1, $2, 'retired', $3, $4)
+		ON CONFLICT (user_id, source_id) DO UPDATE SET state = 'retired', replaced_by_source_id = EXCLUDED.replaced_by_source_id,
+			retire_reason = EXCLUDED.retire_reason, last_seen_at = now()`, r.user, rot.PreviousSourceID, rot.NewSourceID, rot.Reason)
+	if err := tx.SendBatch(c, b).Close(); err != nil {
+		return fmt.Errorf("rotate source: %w", err)
+	}
+	return nil
+}
+
+// freezeSnapshot copies every live row of the user, with its row version, into
+// the session in snapshot order (table name, then key bytes), in one
+// statement of tx's consistent snapshot.
+func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeState, ttl time.Duration, resp *snapshotCreateResponse) error {
+	if _, err := tx.Exec(c, `INSERT INTO `+r.t("_sync_snapshot_session")+` (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at)
+		VALUES ($1, $2, $3, 0, 0, now() + $4::interval)`, id, r.user, s.Latest, ttl); err != nil {
+		return fmt.Errorf("create snapshot session: %w", err)
+	}
+	if len(r.cat.tables) == 0 {
+		return nil
+	}
+	var parts []string
+	names := make([]string, 0, len(r.cat.tables))
+	for _, t := range r.cat.tables {
+		names = append(names, t.name)
+		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
+			ident(r.schema, "_sync_wire")+`(to_jsonb(t), `+t.byteaArray()+`) AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
+	}
+	q := `WITH ins AS (
+		INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
+		SELECT $1, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
+		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
+		LEFT JOIN ` + r.t("_sync_row_state") + ` rs ON rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+		RETURNING octet_length(payload::text) AS len
+	) SELECT count(*), coalesce(sum(len), 0)::bigint,
+		(SELECT count(*) FROM ` + r.t("_sync_row_state") + ` WHERE user_id = $2 AND NOT deleted AND table_name = ANY($3)) FROM ins`
+	var live int64
+	if err := tx.QueryRow(c, q, id, r.user, names).Scan(&resp.RowCount, &resp.ByteCount, &live); err != nil {
+		return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
+	}
+	if live != resp.RowCount {
+		return fmt.Errorf("snapshot of user rows disagrees with row state: %d rows, %d live row states", resp.RowCount, live)
+	}
+	if _, err := tx.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET row_count = $2, byte_count = $3 WHERE snapshot_id = $1`,
+		id, resp.RowCount, resp.ByteCount); err != nil {
+		return fmt.Errorf("record snapshot size: %w", err)
+	}
+	return nil
+}
+
+// parseSnapshotID returns the canonical id or a 404 (D5).
+func parseSnapshotID(c *gin.Context) (string, error) {
+	raw := c.Param("snapshot_id")
+	id, err := uuid.Parse(raw)
+	if err != nil || !isCanonicalUUID(strings.ToLower(raw)) {
+		return "", apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", truncate(raw, 64))
+	}
+	return id.String(), nil
+}
+
+// snapshotChunk serves one page of a frozen snapshot (protocol 7.11).
+func (h *Handler) snapshotChunk(c *gin.Context) error {
+	r, err := h.req(c)
+	if err != nil {
+		return err
+	}
+	after, ok1 := queryInt(c, "after_row_ordinal", 0)
+	maxRows, ok2 := queryInt(c, "max_rows", defaultRowsPerSnapshotPage)
+	switch {
+	case !ok1 || after < 0:
+		return apiErr(http.StatusBadRequest, "snapshot_chunk_invalid", "after_row_ordinal must be an integer >= 0")
+	case !ok2 || maxRows <= 0:
+		return apiErr(http.StatusBadRequest, "snapshot_chunk_invalid", "max_rows must be an integer > 0")
+	}
+	maxRows = min(maxRows, maxRowsPerSnapshotPage)
+	id, err := parseSnapshotID(c)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT user_id, snapshot_bundle_seq, expires_at <= now() FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id)
+	b.Queue(`SELECT table_name, key_text, row_version, payload::text FROM `+r.t("_sync_snapshot_row")+`
+		WHERE snapshot_id = $1 AND row_ordinal > $2 ORDER BY row_ordinal LIMIT $3`, id, after, maxRows+1)
+	br := r.pool.SendBatch(c, b)
+	defer br.Close()
+	var owner string
+	var seq int64
+	var expired bool
+	err = br.QueryRow().Scan(&owner, &seq, &expired)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
+	case err != nil:
+		return fmt.Errorf("read snapshot session: %w", err)
+	case owner != r.user:
+		return apiErr(http.StatusForbidden, "snapshot_session_forbidden", "snapshot session %s belongs to another user", id)
+	case expired:
+		return apiErr(http.StatusGone, "snapshot_session_expired", "snapshot session %s has expired", id)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("read snapshot rows: %w", err)
+	}
+	w := &jsonWriter{}
+	w.WriteString(`{"snapshot_id":`)
+	w.str(id)
+	w.WriteString(`,"snapshot_bundle_seq":`)
+	w.int(seq)
+	w.WriteString(`,"rows":[`)
+	var n int64
+	hasMore := false
+	for rows.Next() {
+		var table, key string
+		var version int64
+		var payload []byte
+		if err := rows.Scan(&table, &key, &version, &payload); err != nil {
+			rows.Close()
+			return fmt.Errorf("read snapshot rows: %w", err)
+		}
+		if n == maxRows {
+			hasMore = true
+			break
+		}
+		if n > 0 {
+			w.WriteByte(',')
+		}
+		w.row(r.wire, r.cat.byName[table], table, key, "", version, payload)
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read snapshot rows: %w", err)
+	}
+	w.WriteString(`],"next_row_ordinal":`)
+	w.int(after + n)
+	w.WriteString(`,"has_more":`)
+	w.WriteString(strconv.FormatBool(hasMore))
+	w.WriteByte('}')
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("read snapshot rows: %w", err)
+	}
+	writeJSON(c, w)
+	return nil
+}
+
+// deleteSnapshotSession drops a session (protocol 7.12); expired but not yet
+// purged sessions are deleted too.
+func (h *Handler) deleteSnapshotSession(c *gin.Context) error {
+	r, err := h.req(c)
+	if err != nil {
+		return err
+	}
+	id, err := parseSnapshotID(c)
+	if err != nil {
+		return err
+	}
+	var owner string
+	err = r.pool.QueryRow(c, `SELECT user_id FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id).Scan(&owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
+	case err != nil:
+		return fmt.Errorf("read snapshot session: %w", err)
+	case owner != r.user:
+		return apiErr(http.StatusForbidden, "snapshot_session_forbidden", "snapshot session %s belongs to another user", id)
+	}
+	tag, err := r.pool.Exec(c, `DELETE FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1 AND user_id = $2`, id, r.user)
+	if err != nil {
+		return fmt.Errorf("delete snapshot session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}

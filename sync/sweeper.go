@@ -1,0 +1,83 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// sweeperLockKey is the advisory lock that elects the one replica sweeping a
+// cluster at a time (12.2). It guards only the sweeper, never requests.
+const sweeperLockKey int64 = 0x73796e6373776565 // "syncswee"
+
+// sweepBatch bounds the sessions deleted per statement.
+const sweepBatch = 200
+
+func (h *Handler) runSweeper(ctx context.Context) {
+	t := time.NewTicker(h.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		for _, pool := range h.cfg.Pools() {
+			if err := h.sweepCluster(ctx, pool); err != nil && ctx.Err() == nil {
+				h.cfg.Logger.Warn("sync: sweep expired sessions", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweepCluster removes expired push and snapshot sessions of every tenant
+// schema on pool, if this replica wins the cluster's sweeper lock.
+func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire sweeper connection: %w", err)
+	}
+	defer conn.Release()
+	var leader bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&leader); err != nil {
+		return fmt.Errorf("elect sweeper: %w", err)
+	}
+	if !leader {
+		return nil
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, sweeperLockKey) //nolint:errcheck
+
+	rows, err := conn.Query(ctx, `SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+		WHERE c.relname = '_sync_push_session' AND c.relkind = 'r' AND n.nspname LIKE 't\_%' ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("list tenant schemas: %w", err)
+	}
+	var schemas []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		schemas = append(schemas, s)
+	}
+	rows.Close()
+	for _, s := range schemas {
+		for _, tbl := range []struct{ table, id string }{{"_sync_push_session", "push_id"}, {"_sync_snapshot_session", "snapshot_id"}} {
+			// A few bounded rounds per tick; what remains waits for the next.
+			for round := 0; round < 5; round++ {
+				tag, err := conn.Exec(ctx, `DELETE FROM `+ident(s, tbl.table)+` WHERE `+tbl.id+` IN (SELECT `+tbl.id+` FROM `+ident(s, tbl.table)+`
+					WHERE expires_at < now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`, sweepBatch)
+				if err != nil {
+					return fmt.Errorf("sweep %s.%s: %w", s, tbl.table, err)
+				}
+				if tag.RowsAffected() < sweepBatch {
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
