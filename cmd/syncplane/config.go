@@ -60,14 +60,26 @@ type flagValues map[string]*string
 func bindSettings(fs *flag.FlagSet, getenv func(string) string) flagValues {
 	vals := flagValues{}
 	for _, s := range settings {
-		def := s.Default
-		if v, ok := lookupEnv(getenv, s.Env); ok {
-			def = v
+		v := &settingValue{val: s.Default, isBool: s.Default == "true" || s.Default == "false"}
+		if e, ok := lookupEnv(getenv, s.Env); ok {
+			v.val = e
 		}
-		vals[s.Env] = fs.String(s.Flag, def, s.Usage+" ($"+s.Env+")")
+		fs.Var(v, s.Flag, s.Usage+" ($"+s.Env+")")
+		vals[s.Env] = &v.val
 	}
 	return vals
 }
+
+// settingValue is a flag holding a setting's text; boolean settings may be
+// given as a bare --flag.
+type settingValue struct {
+	val    string
+	isBool bool
+}
+
+func (v *settingValue) String() string     { return v.val }
+func (v *settingValue) Set(s string) error { v.val = s; return nil }
+func (v *settingValue) IsBoolFlag() bool   { return v.isBool }
 
 func lookupEnv(getenv func(string) string, k string) (string, bool) {
 	if getenv == nil {

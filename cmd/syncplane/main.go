@@ -57,6 +57,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runHealthcheck(ctx, rest, stdout, stderr)
 	case "localpg":
 		return runLocalPG(ctx, rest, stdout, stderr)
+	case "docs":
+		if len(rest) == 1 && rest[0] == "settings" {
+			fmt.Fprint(stdout, settingsMarkdown())
+			return 0
+		}
+		fmt.Fprintln(stderr, "usage: syncplane docs settings")
+		return 2
 	case "version":
 		fmt.Fprintln(stdout, "syncplane", version)
 		return 0

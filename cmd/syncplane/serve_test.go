@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syncplane/syncplane/tenant"
+	"github.com/syncplane/syncplane/tenant/tenanttest"
+)
+
+func testConfig(t *testing.T) config {
+	t.Helper()
+	cfg, err := bindSettings(newFlagSet(), func(string) string { return "" }).config()
+	require.NoError(t, err)
+	cfg.DatabaseURL = tenanttest.DatabaseURL(t)
+	cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", ""
+	cfg.AutoMigrate = true
+	return cfg
+}
+
+func TestTwoReplicasSeeRevocationWithinASecond(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	a1, err := newApp(ctx, cfg, discardLogger())
+	require.NoError(t, err)
+	defer a1.Close()
+	a2, err := newApp(ctx, cfg, discardLogger())
+	require.NoError(t, err)
+	defer a2.Close()
+	<-a1.cache.Listening()
+	<-a2.cache.Listening()
+
+	store := tenanttest.Store(t) // outlives the apps, for clean-up
+	tn := tenanttest.Tenant(t, store, "")
+	key, rec, err := a1.store.CreateKey(ctx, tn.ID, tenant.KeyPublishable, "", tenanttest.Actor)
+	require.NoError(t, err)
+	for _, a := range []*app{a1, a2} {
+		_, _, err := a.cache.ResolveKey(ctx, key)
+		require.NoError(t, err)
+	}
+	// Revoked through replica 1; replica 2 refuses within a second.
+	require.NoError(t, a1.store.RevokeKey(ctx, tn.ID, rec.ID, tenanttest.Actor))
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		_, _, err := a2.cache.ResolveKey(ctx, key)
+		return err != nil
+	}, time.Second, 5*time.Millisecond)
+	t.Logf("replica 2 refused the revoked key after %v", time.Since(start))
+}
+
+var listenRE = regexp.MustCompile(`syncplane listening"? addr=(\S+)`)
+
+func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
+	dbURL := tenanttest.DatabaseURL(t)
+	cmd := exec.Command(os.Args[0], "serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--auto-migrate")
+	cmd.Env = append(os.Environ(), "SYNCPLANE_TEST_AS_BINARY=1", "SYNCPLANE_DATABASE_URL="+dbURL)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var addr string
+	var log []string
+	for addr == "" {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "serve exited early:\n%s", strings.Join(log, "\n"))
+			log = append(log, l)
+			if m := listenRE.FindStringSubmatch(l); m != nil {
+				addr = m[1]
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("serve did not start:\n%s", strings.Join(log, "\n"))
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get("http://" + addr + path)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, path)
+	}
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for l := range lines {
+		log = append(log, l)
+	}
+	require.NoError(t, cmd.Wait(), "exit status after SIGTERM:\n%s", strings.Join(log, "\n"))
+	all := strings.Join(log, "\n")
+	require.Contains(t, all, "draining in-flight requests")
+	require.Contains(t, all, "stopped cleanly")
+	_, err = http.Get("http://" + addr + "/healthz")
+	require.Error(t, err, "the listener is closed after shutdown")
+}
+
+func TestServeHelpAndReadmeListEverySetting(t *testing.T) {
+	code, _, errOut := runCLI(t, nil, "serve", "--help")
+	require.Equal(t, 0, code)
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, s := range settings {
+		require.Contains(t, errOut, s.Env)
+		require.Contains(t, errOut, "--"+s.Flag)
+	}
+	require.Contains(t, string(readme), settingsMarkdown(),
+		"README's configuration table is out of date; regenerate it with: go run ./cmd/syncplane docs settings")
+}
+
+func TestConfigFlagsOverrideEnvironment(t *testing.T) {
+	env := map[string]string{"SYNCPLANE_HTTP_ADDR": ":7000", "SYNCPLANE_LOG_LEVEL": "debug", "SYNCPLANE_AUTO_MIGRATE": "true"}
+	fs := newFlagSet()
+	vals := bindSettings(fs, func(k string) string { return env[k] })
+	require.NoError(t, fs.Parse([]string{"--http-addr", ":7001"}))
+	cfg, err := vals.config()
+	require.NoError(t, err)
+	require.Equal(t, ":7001", cfg.HTTPAddr, "flag wins")
+	require.Equal(t, "debug", cfg.LogLevel, "environment applies")
+	require.True(t, cfg.AutoMigrate)
+
+	for _, bad := range []map[string]string{
+		{"SYNCPLANE_AUTO_MIGRATE": "maybe"},
+		{"SYNCPLANE_DB_MAX_CONNS": "1"},
+		{"SYNCPLANE_CACHE_TTL": "-1s"},
+		{"SYNCPLANE_LOG_LEVEL": "loud"},
+		{"SYNCPLANE_CLUSTERS": "nodsn"},
+	} {
+		_, err := bindSettings(newFlagSet(), func(k string) string { return bad[k] }).config()
+		require.Error(t, err, fmt.Sprint(bad))
+	}
+}
