@@ -18,9 +18,13 @@ const requestIDKey = "syncplane.request_id"
 const RequestIDHeader = "X-Request-Id"
 
 // NewEngine returns a gin engine with Syncplane's middleware in a fixed
-// order: recovery, request id, access log. Unknown routes and wrong methods
-// answer in the protocol's JSON error envelope.
-func NewEngine(log *slog.Logger) *gin.Engine {
+// order: recovery, request id, access log, metrics (WithMetrics). Unknown
+// routes and wrong methods answer in the protocol's JSON error envelope.
+func NewEngine(log *slog.Logger, opts ...EngineOption) *gin.Engine {
+	var o engineOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -29,6 +33,9 @@ func NewEngine(log *slog.Logger) *gin.Engine {
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
 	e.Use(recovery(log), requestID(), accessLog(log))
+	if o.metrics != nil {
+		e.Use(o.metrics.Middleware())
+	}
 	e.NoRoute(func(c *gin.Context) {
 		RenderError(c, NewError(http.StatusNotFound, "not_found", "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path))
 	})
