@@ -61,6 +61,7 @@ type app struct {
 	gateway  *server.Gateway
 	engine   *gin.Engine
 	registry *prometheus.Registry
+	metrics  *appMetrics
 	draining atomic.Bool
 
 	stop context.CancelFunc
@@ -101,13 +102,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector())
+	a.metrics = newAppMetrics(a.registry, a.clusters)
 
 	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Log: log}
 	if cfg.JWKSAllowPrivate {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())
 	}
 	a.gateway = server.NewGateway(gw)
-	a.engine = server.NewEngine(log)
+	a.engine = server.NewEngine(log, server.WithMetrics(a.metrics.HTTP))
 	server.MountHealth(a.engine, a.ready)
 	a.gateway.Mount(a.engine, a.syncRoutes)
 	return a, nil
@@ -175,6 +177,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, listening chan<- s
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+		mux.Handle("/tenant-metrics", a.metrics.tenantHandler())
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- msrv.Serve(mln) }()
 		log.Info("metrics listening", "addr", mln.Addr().String())
