@@ -73,6 +73,26 @@ func (c *Clusters) Placements() []string {
 	return out
 }
 
+// Pools returns every configured pool (one per cluster), in placement order.
+func (c *Clusters) Pools() []*pgxpool.Pool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.pools))
+	for n := range c.pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]*pgxpool.Pool, 0, len(names))
+	seen := map[*pgxpool.Pool]bool{}
+	for _, n := range names {
+		if p := c.pools[n]; !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Close closes the pools this registry opened.
 func (c *Clusters) Close() {
 	c.mu.Lock()

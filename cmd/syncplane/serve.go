@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	syncx "github.com/syncplane/syncplane/sync"
 	"github.com/syncplane/syncplane/tenant"
 	"github.com/syncplane/syncplane/web/server"
 )
@@ -59,6 +60,7 @@ type app struct {
 	store    *tenant.Store
 	cache    *tenant.Cache
 	gateway  *server.Gateway
+	sync     *syncx.Handler
 	engine   *gin.Engine
 	registry *prometheus.Registry
 	metrics  *appMetrics
@@ -109,6 +111,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())
 	}
 	a.gateway = server.NewGateway(gw)
+	a.sync = syncx.NewHandler(syncx.Config{
+		Pools:  func() []*pgxpool.Pool { return a.clusters.Pools() },
+		Logger: log,
+	})
+	if err := a.sync.Start(bg); err != nil {
+		return fail(err)
+	}
 	a.engine = server.NewEngine(log, server.WithMetrics(a.metrics.HTTP))
 	server.MountHealth(a.engine, a.ready)
 	a.gateway.Mount(a.engine, a.syncRoutes)
@@ -116,7 +125,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 }
 
 // syncRoutes registers the tenant-scoped routes of the sync gateway.
-func (a *app) syncRoutes(public, authed gin.IRouter) {}
+func (a *app) syncRoutes(public, authed gin.IRouter) { a.sync.Register(public, authed) }
 
 // ready reports whether this replica should receive traffic.
 func (a *app) ready(ctx context.Context) error {
@@ -142,6 +151,9 @@ func (a *app) Close() {
 		a.stop()
 	}
 	a.wg.Wait()
+	if a.sync != nil {
+		a.sync.Close()
+	}
 	if a.gateway != nil {
 		a.gateway.Close()
 	}
@@ -165,6 +177,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, listening chan<- s
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{Handler: a.engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Shutdown waits for handlers; watch streams never end by themselves, so
+	// the sync engine ends them (and refuses late requests) as draining begins.
+	srv.RegisterOnShutdown(a.sync.Close)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 
