@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -45,17 +46,20 @@ func TestTwoReplicasSeeRevocationWithinASecond(t *testing.T) {
 	tn := tenanttest.Tenant(t, store, "")
 	key, rec, err := a1.store.CreateKey(ctx, tn.ID, tenant.KeyPublishable, "", tenanttest.Actor)
 	require.NoError(t, err)
-	for _, a := range []*app{a1, a2} {
-		_, _, err := a.cache.ResolveKey(ctx, key)
+	get := func(a *app) int {
+		srv := httptest.NewServer(a.engine)
+		defer srv.Close()
+		res, err := http.Get(srv.URL + "/k/" + key + "/syncx/health")
 		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
 	}
+	require.Equal(t, http.StatusOK, get(a1))
+	require.Equal(t, http.StatusOK, get(a2))
 	// Revoked through replica 1; replica 2 refuses within a second.
 	require.NoError(t, a1.store.RevokeKey(ctx, tn.ID, rec.ID, tenanttest.Actor))
 	start := time.Now()
-	require.Eventually(t, func() bool {
-		_, _, err := a2.cache.ResolveKey(ctx, key)
-		return err != nil
-	}, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return get(a2) == http.StatusUnauthorized }, time.Second, 5*time.Millisecond)
 	t.Logf("replica 2 refused the revoked key after %v", time.Since(start))
 }
 
