@@ -356,3 +356,8 @@ func waitFor(tb testing.TB, d time.Duration, cond func() bool) {
 	}
 	tb.Fatal("condition not met in time")
 }
+
+// scope is the SyncScope for server-originated writes of user.
+func (e *env) scope(user string) *server.SyncScope {
+	return &server.SyncScope{Tenant: e.tenant, Pool: e.pool, Schema: e.schema, SchemaVersion: 1, UserID: user}
+}

@@ -1,0 +1,45 @@
+package sync
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// 5.6: canonical JSON is encoding/json's re-encoding of a generic value.
+func TestCanonicalJSON(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"b":1,"a":[true,false,null]}`, `{"a":[true,false,null],"b":1}`},
+		{`"Tom & Jerry <x>"`, `"Tom \u0026 Jerry \u003cx\u003e"`},
+		{"\"line\u2028sep\u2029\"", `"line\u2028sep\u2029"`},
+		{`"\u0001\n\r\t\b\f\"\\"`, `"\u0001\n\r\t\b\f\"\\"`},
+		{`1e21`, `1e+21`},
+		{`1e-7`, `1e-7`},
+		{`0.000001`, `0.000001`},
+		{`1.5e-7`, `1.5e-7`},
+		{`9007199254740993`, `9007199254740992`},       // 2^53+1 rounds through a double
+		{`9223372036854775807`, `9223372036854776000`}, // shortest digits, plain form (encoding/json),
+		{`-0`, `-0`},
+		{`143`, `143`},
+		{`1.50`, `1.5`},
+		{`{"é":"ü","a b":1}`, `{"a b":1,"é":"ü"}`},
+	}
+	for _, c := range cases {
+		got, err := CanonicalJSON([]byte(c.in))
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(got), "input %s", c.in)
+	}
+}
+
+// 5.7: bundle_hash is SHA-256 over the canonical array of row objects.
+func TestBundleHashMatchesSpecForm(t *testing.T) {
+	b := newBundleHasher("business", 143)
+	require.NoError(t, b.add(hashRow{Table: "users", KeyCol: "id", KeyText: "k1", Op: "UPDATE", Payload: []byte(`{"name": "A&B", "n": 1e21}`)}))
+	require.NoError(t, b.add(hashRow{Table: "users", KeyCol: "id", KeyText: "k2", Op: "DELETE"}))
+	want := `[{"key":{"id":"k1"},"op":"UPDATE","payload":{"n":1e+21,"name":"A\u0026B"},"row_ordinal":0,"row_version":143,"schema":"business","table":"users"},` +
+		`{"key":{"id":"k2"},"op":"DELETE","payload":null,"row_ordinal":1,"row_version":143,"schema":"business","table":"users"}]`
+	sum := sha256.Sum256([]byte(want))
+	require.Equal(t, hex.EncodeToString(sum[:]), b.sum())
+}
