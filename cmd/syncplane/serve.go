@@ -121,6 +121,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	a.engine = server.NewEngine(log, server.WithMetrics(a.metrics.HTTP))
 	server.MountHealth(a.engine, a.ready)
 	a.gateway.Mount(a.engine, a.syncRoutes)
+	a.gateway.MountSecret(a.engine, a.sync.RegisterServerWrites)
+	if err := mountConsole(a); err != nil {
+		return fail(err)
+	}
 	return a, nil
 }
 

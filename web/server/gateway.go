@@ -82,13 +82,37 @@ func (g *Gateway) Mount(e *gin.Engine, routes func(public, authed gin.IRouter)) 
 	routes(plain, plain.Group("", g.authenticate))
 }
 
+// MountSecret registers routes for the tenant's own backend: the tenant is
+// resolved from a secret key sent as "Authorization: Bearer sp_sk_…" or in
+// the X-Syncplane-Key header (never in the URL, where it would be logged).
+func (g *Gateway) MountSecret(e *gin.Engine, routes func(r gin.IRouter)) {
+	routes(e.Group("", g.resolveKey(func(c *gin.Context) string {
+		if k := c.GetHeader(KeyHeader); k != "" {
+			return k
+		}
+		tok, _ := bearer(c.GetHeader("Authorization"))
+		return tok
+	}, true)))
+}
+
 func (g *Gateway) resolve(keyOf func(*gin.Context) string) gin.HandlerFunc {
+	return g.resolveKey(keyOf, false)
+}
+
+// resolveKey resolves the request's tenant from its API key (or the dev
+// default tenant) and stores the SyncScope. With secretOnly, only a secret
+// key will do.
+func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := strings.TrimSpace(keyOf(c))
 		var rt *tenant.Runtime
 		var rec tenant.KeyRecord
 		var err error
 		switch {
+		case secretOnly && tenant.KeyKindOf(key) != tenant.KeySecret:
+			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key",
+				"a secret key is required: send Authorization: Bearer sp_sk_…"))
+			return
 		case key != "":
 			rt, rec, err = g.opts.Resolver.ResolveKey(c.Request.Context(), key)
 		case g.opts.DefaultTenant != "":

@@ -65,6 +65,12 @@ func newGateway(t *testing.T, store *tenant.Store, defaultTenant string) (*httpt
 			c.JSON(http.StatusOK, gin.H{"tenant": string(s.Tenant.Slug), "user": s.UserID, "kind": string(s.KeyKind)})
 		})
 	})
+	gw.MountSecret(e, func(r gin.IRouter) {
+		r.GET("/v1/probe", func(c *gin.Context) {
+			s := server.ScopeFrom(c)
+			c.JSON(http.StatusOK, gin.H{"tenant": string(s.Tenant.Slug), "kind": string(s.KeyKind)})
+		})
+	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(func() { srv.Close(); gw.Close(); cancel(); <-done })
 	return srv, cache
@@ -134,6 +140,10 @@ func TestGatewayRouting(t *testing.T) {
 		{"alg none", "GET", "/k/" + a.pk + "/sync/probe", map[string]string{"Authorization": "Bearer " + noneStr}, 401, "authentication_failed", nil},
 		{"expired token", "GET", "/k/" + a.pk + "/sync/probe", map[string]string{"Authorization": "Bearer " + token(t, a.secret, "u", now.Add(-time.Hour))}, 401, "authentication_failed", nil},
 		{"tenant without end-user auth", "GET", "/k/" + noAuthKey + "/sync/probe", map[string]string{"Authorization": "Bearer " + tokA}, 401, "authentication_failed", nil},
+		{"secret route, secret key as bearer", "GET", "/v1/probe", map[string]string{"Authorization": "Bearer " + a.sk}, 200, "", a.t},
+		{"secret route, secret key in header", "GET", "/v1/probe", map[string]string{server.KeyHeader: b.sk}, 200, "", b.t},
+		{"secret route refuses a publishable key", "GET", "/v1/probe", map[string]string{"Authorization": "Bearer " + a.pk}, 401, "invalid_api_key", nil},
+		{"secret route refuses an end-user token", "GET", "/v1/probe", map[string]string{"Authorization": "Bearer " + tokA}, 401, "invalid_api_key", nil},
 		{"unknown route", "GET", "/k/" + a.pk + "/sync/nope", nil, 404, "not_found", nil},
 		{"wrong method", "POST", "/k/" + a.pk + "/sync/probe", nil, 405, "method_not_allowed", nil},
 	} {
