@@ -35,6 +35,9 @@ var settings = []setting{
 	{"SYNCPLANE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "25s", "how long a stopping server drains in-flight requests"},
 	{"SYNCPLANE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"SYNCPLANE_LOG_FORMAT", "log-format", "text", "text or json"},
+	{"SYNCPLANE_SIGNUP", "signup", "open", "console sign-up: open, or closed (invitation links only; the first account can always sign up)"},
+	{"SYNCPLANE_SESSION_SECRET", "session-secret", "", "console secret keying CSRF tokens, at least 32 bytes; replicas must share it (empty: random per process)"},
+	{"SYNCPLANE_COOKIE_SECURE", "cookie-secure", "auto", "mark console cookies Secure: true, false, or auto (true when the public URL is https)"},
 }
 
 // config is the resolved configuration of one process.

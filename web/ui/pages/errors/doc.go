@@ -1,0 +1,2 @@
+// Package errors holds the console error page.
+package errors
