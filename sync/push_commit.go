@@ -33,10 +33,10 @@ SELECT table_name, op, cols, min(row_ordinal), max(row_ordinal) FROM (
 const conflictSQL = `
 SELECT p.table_name, p.key_text, p.op, p.base_row_version, coalesce(s.row_version, 0), coalesce(s.deleted, false)
 FROM %[1]s p LEFT JOIN %[2]s s ON s.user_id = $2 AND s.table_name = p.table_name AND s.key_text = p.key_text
-WHERE p.push_id = $1 AND NOT CASE
+WHERE p.push_id = $1 AND NOT coalesce(CASE
     WHEN p.op = 'INSERT' THEN (s.row_version IS NULL AND p.base_row_version = 0) OR (s.deleted AND p.base_row_version = s.row_version)
     ELSE s.row_version IS NOT NULL AND NOT s.deleted AND p.base_row_version = s.row_version
-END
+END, false)
 ORDER BY p.row_ordinal LIMIT 1`
 
 // commitPushSession applies a staged push as one bundle (protocol 7.5).
