@@ -160,6 +160,10 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 // commitError maps a failure of the apply/commit step to the protocol: a
 // constraint or value error is the pushed data's fault (400 with code).
 func commitError(err error, code string) error {
+	var se *server.Error
+	if errors.As(err, &se) {
+		return err
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return err

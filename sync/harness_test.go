@@ -361,3 +361,19 @@ func waitFor(tb testing.TB, d time.Duration, cond func() bool) {
 func (e *env) scope(user string) *server.SyncScope {
 	return &server.SyncScope{Tenant: e.tenant, Pool: e.pool, Schema: e.schema, SchemaVersion: 1, UserID: user}
 }
+
+// gin4writes serves RegisterServerWrites behind a stand-in secret-key
+// middleware and returns a request function.
+func gin4writes(e *env) func(method, path, body string) (int, string) {
+	r := gin.New()
+	g := r.Group("", func(c *gin.Context) {
+		server.WithScope(c, &server.SyncScope{Tenant: e.tenant, Pool: e.pool, Schema: e.schema, SchemaVersion: 1})
+	})
+	e.h.RegisterServerWrites(g)
+	return func(method, path, body string) (int, string) {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+}

@@ -88,19 +88,29 @@ func (h *Handler) ServerWrite(ctx context.Context, scope *server.SyncScope, writ
 			}
 			names := make([]string, len(p.cols))
 			sel := make([]string, len(p.cols))
-			var set []string
 			for i, n := range p.cols {
 				names[i], sel[i] = col(n), "x."+col(n)
-				if n != p.t.keyCol {
-					set = append(set, col(n)+" = EXCLUDED."+col(n))
+			}
+			// Update the supplied columns of an existing row, else insert:
+			// NOT NULL is checked before ON CONFLICT, so a partial upsert
+			// cannot be an INSERT ... ON CONFLICT. The scope lock keeps the
+			// key from appearing in between.
+			var update string
+			if len(p.cols) > 1 {
+				assign := make([]string, 0, len(p.cols))
+				for _, n := range p.cols {
+					if n != p.t.keyCol {
+						assign = append(assign, col(n)+" = x."+col(n))
+					}
 				}
+				update = `UPDATE ` + tbl + ` AS t SET ` + strings.Join(assign, ", ") + ` FROM jsonb_populate_record(NULL::` + tbl + `, $1::jsonb) x
+					WHERE t._sync_scope_id = $2 AND t.` + key + ` = x.` + key + ` RETURNING 1`
+			} else {
+				update = `SELECT 1 FROM ` + tbl + ` t, jsonb_populate_record(NULL::` + tbl + `, $1::jsonb) x
+					WHERE t._sync_scope_id = $2 AND t.` + key + ` = x.` + key
 			}
-			conflict := "DO NOTHING"
-			if len(set) > 0 {
-				conflict = "DO UPDATE SET " + strings.Join(set, ", ")
-			}
-			b.Queue(`INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`) SELECT `+strings.Join(sel, ", ")+
-				` FROM jsonb_populate_record(NULL::`+tbl+`, $1::jsonb) x ON CONFLICT (_sync_scope_id, `+key+`) `+conflict, string(p.payload))
+			b.Queue(`WITH u AS (`+update+`) INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`) SELECT `+strings.Join(sel, ", ")+
+				` FROM jsonb_populate_record(NULL::`+tbl+`, $1::jsonb) x WHERE NOT EXISTS (SELECT 1 FROM u)`, string(p.payload), scope.UserID)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

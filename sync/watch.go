@@ -227,10 +227,8 @@ func (hb *hub) count() int {
 func (hb *hub) runListener() {
 	defer hb.wg.Done()
 	backoff := 100 * time.Millisecond
-	first := true
 	for hb.ctx.Err() == nil {
-		err := hb.listenOnce(!first)
-		first = false
+		err := hb.listenOnce()
 		if hb.ctx.Err() != nil {
 			return
 		}
@@ -244,7 +242,7 @@ func (hb *hub) runListener() {
 	}
 }
 
-func (hb *hub) listenOnce(reannounce bool) error {
+func (hb *hub) listenOnce() error {
 	pc, err := hb.pool.Acquire(hb.ctx)
 	if err != nil {
 		return fmt.Errorf("acquire listener connection: %w", err)
@@ -254,9 +252,9 @@ func (hb *hub) listenOnce(reannounce bool) error {
 	if _, err := conn.Exec(hb.ctx, `LISTEN `+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if reannounce {
-		hb.reannounce(conn)
-	}
+	// Streams may have subscribed (and read their latest) before this
+	// connection was listening: announce their users' latest once now.
+	hb.reannounce(conn)
 	for {
 		n, err := conn.WaitForNotification(hb.ctx)
 		if err != nil {
