@@ -1,0 +1,725 @@
+package device
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/syncplane/syncplane/tenant"
+)
+
+// The end-to-end tests run the real syncplane binary against the test
+// database (SYNCPLANE_TEST_DATABASE_URL) and drive devices over HTTP. They
+// skip when the database is not configured, when the binary does not build,
+// or while the server lacks the sync endpoints.
+
+var e2e struct {
+	once  sync.Once
+	skip  string
+	bin   string
+	dbURL string
+	addr  string
+	proc  *exec.Cmd
+	logMu sync.Mutex
+	log   strings.Builder
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if e2e.proc != nil && e2e.proc.Process != nil {
+		e2e.proc.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { e2e.proc.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			e2e.proc.Process.Kill()
+		}
+	}
+	if e2e.bin != "" {
+		os.RemoveAll(filepath.Dir(e2e.bin))
+	}
+	os.Exit(code)
+}
+
+func startServer() string {
+	e2e.dbURL = os.Getenv("SYNCPLANE_TEST_DATABASE_URL")
+	if e2e.dbURL == "" {
+		return "SYNCPLANE_TEST_DATABASE_URL is not set"
+	}
+	dir, err := os.MkdirTemp("", "syncplane-device-e2e-")
+	if err != nil {
+		return err.Error()
+	}
+	e2e.bin = filepath.Join(dir, "syncplane")
+	build := exec.Command("go", "build", "-o", e2e.bin, "./cmd/syncplane")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Sprintf("syncplane binary does not build (someone else's package?): %v\n%s", err, out)
+	}
+	if out, err := runCLI("migrate", "up"); err != nil {
+		return fmt.Sprintf("syncplane migrate up: %v\n%s", err, out)
+	}
+	cmd := exec.Command(e2e.bin, "serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--log-level", "info")
+	cmd.Env = append(os.Environ(), "SYNCPLANE_DATABASE_URL="+e2e.dbURL)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err.Error()
+	}
+	if err := cmd.Start(); err != nil {
+		return err.Error()
+	}
+	e2e.proc = cmd
+	addrCh := make(chan string, 1)
+	addrRE := regexp.MustCompile(`syncplane listening.*addr=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			e2e.logMu.Lock()
+			e2e.log.WriteString(line + "\n")
+			e2e.logMu.Unlock()
+			if m := addrRE.FindStringSubmatch(line); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case e2e.addr = <-addrCh:
+	case <-time.After(60 * time.Second):
+		return "syncplane serve did not report its address:\n" + serverLog()
+	}
+	return ""
+}
+
+// runCLI runs the binary with the test database.
+func runCLI(args ...string) (string, error) {
+	cmd := exec.Command(e2e.bin, args...)
+	cmd.Env = append(os.Environ(), "SYNCPLANE_DATABASE_URL="+e2e.dbURL)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func serverLog() string {
+	e2e.logMu.Lock()
+	defer e2e.logMu.Unlock()
+	return e2e.log.String()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// e2eTenant is a fresh tenant with the test tables.
+type e2eTenant struct {
+	base   string
+	secret string
+	schema *tenant.Schema
+}
+
+// token returns a Token func for user sub.
+func (e *e2eTenant) token(sub string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		now := time.Now()
+		return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		}).SignedString([]byte(e.secret))
+	}
+}
+
+var keyRE = regexp.MustCompile(`sp_pk_\S+`)
+
+func newTenant(t *testing.T) *e2eTenant {
+	t.Helper()
+	e2e.once.Do(func() { e2e.skip = startServer() })
+	if e2e.skip != "" {
+		t.Skip("end-to-end: " + e2e.skip)
+	}
+	slug := "dev" + randHex(5)
+	e := &e2eTenant{secret: randHex(32), schema: testSchema(t)}
+	defFile := filepath.Join(t.TempDir(), "tables.json")
+	if err := os.WriteFile(defFile, []byte(testTables), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	steps := [][]string{
+		{"tenant", "create", slug, "--wire-schema", "app"},
+		{"tenant", "key", "create", slug},
+		{"tenant", "auth", "set", slug, "--hs256-secret", e.secret},
+		{"tenant", "tables", "apply", slug, "--file", defFile, "--yes"},
+	}
+	var key string
+	for _, args := range steps {
+		out, err := runCLI(args...)
+		if err != nil {
+			t.Fatalf("syncplane %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if args[1] == "key" {
+			key = keyRE.FindString(out)
+		}
+	}
+	if key == "" {
+		t.Fatal("no publishable key in the CLI output")
+	}
+	e.base = "http://" + e2e.addr + "/k/" + key
+	// Skip while the sync core is not served yet.
+	tok, _ := e.token("probe")(context.Background())
+	req, _ := http.NewRequest(http.MethodGet, e.base+"/sync/capabilities", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Oversync-Source-ID", "probe")
+	var resp *http.Response
+	var err error
+	for i := 0; i < 50; i++ { // a new key may take a moment to be known
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil && resp.StatusCode != http.StatusUnauthorized {
+			break
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		t.Skipf("end-to-end: sync endpoints not served yet (capabilities: %d)", resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("capabilities: %d\n%s", resp.StatusCode, serverLog())
+	}
+	return e
+}
+
+// device opens a device for user sub with optional config tweaks.
+func (e *e2eTenant) device(t *testing.T, sub string, tweak ...func(*Config)) *Client {
+	t.Helper()
+	cfg := Config{
+		Path: filepath.Join(t.TempDir(), "device.db"), BaseURL: e.base, Token: e.token(sub),
+		Schema: e.schema, WireSchema: "app", Logf: t.Logf,
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	c, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dump renders every synced table of a device, sorted, for comparison.
+func dump(t *testing.T, c *Client) string {
+	t.Helper()
+	var out []string
+	for _, tb := range c.tables {
+		rows, err := c.DB().Query(strings.Replace(selectSQL(tb), " WHERE "+qi(tb.Key.Name)+" = ?", "", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(tb.Columns))
+			ptrs := make([]any, len(vals))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			p, err := encodePayload(tb, vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, tb.Name+" "+string(p))
+		}
+		rows.Close()
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+func assertConverged(t *testing.T, devices ...*Client) {
+	t.Helper()
+	want := dump(t, devices[0])
+	for i, d := range devices[1:] {
+		if got := dump(t, d); got != want {
+			t.Fatalf("device %d differs from device 0:\n--- device 0\n%s\n--- device %d\n%s", i+1, want, i+1, got)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%v\nserver log:\n%s", err, serverLog())
+	}
+}
+
+func count(t *testing.T, c *Client, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := c.DB().QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+const ts0 = "2026-03-24T18:02:00.123456789Z"
+
+func insertUser(t *testing.T, c *Client, id, name string) {
+	t.Helper()
+	mustExec(t, c.DB(), `INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`, id, name, ts0)
+}
+
+func insertNote(t *testing.T, c *Client, id, user, title string) {
+	t.Helper()
+	mustExec(t, c.DB(), `INSERT INTO notes (id, user_id, title, updated_at) VALUES (?, ?, ?, ?)`, id, user, title, ts0)
+}
+
+func TestE2EFreshInstallSeedAndHydrate(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "alice")
+	uid := newUUID()
+	insertUser(t, a, uid, "Alice")
+	insertNote(t, a, newUUID(), uid, "first")
+	insertNote(t, a, newUUID(), uid, "second")
+	must(t, a.Attach(ctx)) // initialize_local + seed push
+	st, err := a.State(ctx)
+	must(t, err)
+	if !st.Attached || st.Checkpoint != 1 || st.NextSourceBundleID != 2 || st.Dirty+st.Outbox != 0 || st.InitializationID != "" {
+		t.Fatalf("after seed: %+v", st)
+	}
+	if v, del, _ := a.RowVersion(ctx, "users", uid); v != 1 || del {
+		t.Fatalf("row version after seed: %d %v", v, del)
+	}
+	b := e.device(t, "alice")
+	insertUser(t, b, newUUID(), "anonymous, discarded")
+	must(t, b.Attach(ctx)) // remote_authoritative: snapshot
+	if cp := b.Checkpoint(); cp != 1 {
+		t.Fatalf("hydrated checkpoint %d", cp)
+	}
+	assertConverged(t, a, b)
+
+	// A later edit on b reaches a.
+	mustExec(t, b.DB(), `UPDATE users SET email = 'alice@example.com' WHERE id = ?`, uid)
+	must(t, b.Sync(ctx))
+	must(t, a.Sync(ctx))
+	assertConverged(t, a, b)
+	if a.Checkpoint() != 2 || b.Checkpoint() != 2 {
+		t.Fatalf("checkpoints %d %d", a.Checkpoint(), b.Checkpoint())
+	}
+	// Another user of the tenant sees nothing.
+	c := e.device(t, "bob")
+	must(t, c.Attach(ctx))
+	if n := count(t, c, `SELECT COUNT(*) FROM users`); n != 0 {
+		t.Fatalf("bob sees %d users", n)
+	}
+}
+
+func TestE2EEmptyAttachAndOfflineEdits(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx)) // initialize_empty
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx)) // remote_authoritative, empty
+	if a.Checkpoint() != 0 || b.Checkpoint() != 0 {
+		t.Fatal("empty attach moved the checkpoint")
+	}
+	ids := make([]string, 6)
+	for i := range ids {
+		ids[i] = newUUID()
+		insertUser(t, a, ids[i], fmt.Sprintf("user %d", i))
+	}
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+
+	// Both go offline and edit different rows; b also inserts and deletes.
+	mustExec(t, a.DB(), `UPDATE users SET name = 'a-edit' WHERE id = ?`, ids[0])
+	mustExec(t, a.DB(), `DELETE FROM users WHERE id = ?`, ids[1])
+	mustExec(t, b.DB(), `UPDATE users SET name = 'b-edit' WHERE id = ?`, ids[2])
+	mustExec(t, b.DB(), `UPDATE users SET name = 'b-edit-2' WHERE id = ?`, ids[2])
+	mustExec(t, b.DB(), `DELETE FROM users WHERE id = ?`, ids[3])
+	tmp := newUUID()
+	insertUser(t, b, tmp, "temp")
+	mustExec(t, b.DB(), `DELETE FROM users WHERE id = ?`, tmp)
+	insertUser(t, b, newUUID(), "new on b")
+	if n, _ := b.PendingChanges(ctx); n != 3 {
+		t.Fatalf("b pending %d, want 3", n)
+	}
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	must(t, a.Sync(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, a, `SELECT COUNT(*) FROM users`); n != 5 {
+		t.Fatalf("%d users, want 5", n)
+	}
+}
+
+func TestE2EConflicts(t *testing.T) {
+	merge := Merge(func(local, server Row) Row {
+		m := Row{}
+		for k, v := range server {
+			m[k] = v
+		}
+		m["name"] = fmt.Sprint(server["name"], "+", local["name"])
+		return m
+	})
+	cases := []struct {
+		name     string
+		resolver Resolver
+		want     string
+	}{
+		{"accept-server", AcceptServer, "from-a"},
+		{"keep-local", KeepLocal, "from-b"},
+		{"merged", merge, "from-a+from-b"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTenant(t)
+			ctx := context.Background()
+			a := e.device(t, "u")
+			uid := newUUID()
+			insertUser(t, a, uid, "v1")
+			must(t, a.Attach(ctx))
+			var seen []Conflict
+			b := e.device(t, "u", func(c *Config) {
+				c.Resolver = func(ctx context.Context, cf Conflict) (Resolution, error) {
+					seen = append(seen, cf)
+					return tc.resolver(ctx, cf)
+				}
+			})
+			must(t, b.Attach(ctx))
+			mustExec(t, a.DB(), `UPDATE users SET name = 'from-a' WHERE id = ?`, uid)
+			mustExec(t, b.DB(), `UPDATE users SET name = 'from-b' WHERE id = ?`, uid)
+			must(t, a.Sync(ctx))
+			must(t, b.Sync(ctx))
+			must(t, a.Sync(ctx))
+			if len(seen) != 1 || seen[0].ServerRowVersion != 2 || seen[0].BaseRowVersion != 1 || seen[0].Op != "UPDATE" ||
+				seen[0].ServerRow["name"] != "from-a" || seen[0].LocalRow["name"] != "from-b" {
+				t.Fatalf("conflicts seen: %+v", seen)
+			}
+			assertConverged(t, a, b)
+			var name string
+			must(t, a.DB().QueryRow(`SELECT name FROM users WHERE id = ?`, uid).Scan(&name))
+			if name != tc.want {
+				t.Fatalf("name %q, want %q", name, tc.want)
+			}
+			if n, _ := b.PendingChanges(ctx); n != 0 {
+				t.Fatalf("b still has %d pending", n)
+			}
+		})
+	}
+	t.Run("delete-vs-update", func(t *testing.T) {
+		e := newTenant(t)
+		ctx := context.Background()
+		a := e.device(t, "u")
+		uid := newUUID()
+		insertUser(t, a, uid, "v1")
+		must(t, a.Attach(ctx))
+		b := e.device(t, "u", func(c *Config) { c.Resolver = KeepLocal })
+		must(t, b.Attach(ctx))
+		mustExec(t, a.DB(), `DELETE FROM users WHERE id = ?`, uid)
+		mustExec(t, b.DB(), `UPDATE users SET name = 'resurrected' WHERE id = ?`, uid)
+		must(t, a.Sync(ctx))
+		must(t, b.Sync(ctx)) // UPDATE of a deleted row -> keep local -> INSERT on the tombstone
+		must(t, a.Sync(ctx))
+		assertConverged(t, a, b)
+		if n := count(t, a, `SELECT COUNT(*) FROM users WHERE name = 'resurrected'`); n != 1 {
+			t.Fatal("keep-local over a delete did not re-insert the row")
+		}
+	})
+}
+
+func TestE2EForeignKeysAndCascade(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	uid, nid := newUUID(), newUUID()
+	// Child first, parent second, one local transaction, one bundle.
+	tx, err := a.DB().Begin()
+	must(t, err)
+	_, err = tx.Exec(`INSERT INTO notes (id, user_id, title, updated_at) VALUES (?, ?, 'child', ?)`, nid, uid, ts0)
+	must(t, err)
+	_, err = tx.Exec(`INSERT INTO users (id, name, created_at) VALUES (?, 'parent', ?)`, uid, ts0)
+	must(t, err)
+	must(t, tx.Commit())
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+	// Deleting the parent cascades locally and on the server.
+	mustExec(t, b.DB(), `DELETE FROM users WHERE id = ?`, uid)
+	if n := count(t, b, `SELECT COUNT(*) FROM notes`); n != 0 {
+		t.Fatal("local cascade did not run")
+	}
+	must(t, b.Sync(ctx))
+	must(t, a.Sync(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, a, `SELECT COUNT(*) FROM notes`); n != 0 {
+		t.Fatal("cascade did not reach device a")
+	}
+	if v, del, _ := a.RowVersion(ctx, "notes", nid); !del || v == 0 {
+		t.Fatalf("child row state %d %v", v, del)
+	}
+}
+
+func TestE2EMultiChunkPush(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u", func(c *Config) { c.ChunkSize = 1000 })
+	must(t, a.Attach(ctx))
+	const n = 5000
+	tx, err := a.DB().Begin()
+	must(t, err)
+	for i := 0; i < n; i++ {
+		if _, err := tx.Exec(`INSERT INTO tags (name, color) VALUES (?, ?)`, fmt.Sprintf("tag-%05d", i), "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, tx.Commit())
+	start := time.Now()
+	must(t, a.Sync(ctx))
+	t.Logf("pushed %d rows in %s", n, time.Since(start))
+	if a.Checkpoint() != 1 {
+		t.Fatalf("checkpoint %d", a.Checkpoint())
+	}
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx)) // snapshot in 1000-row chunks
+	c := e.device(t, "u")
+	must(t, c.Attach(ctx))
+	assertConverged(t, a, b, c)
+	if got := count(t, b, `SELECT COUNT(*) FROM tags`); got != n {
+		t.Fatalf("hydrated %d rows", got)
+	}
+	// Pull of a large bundle: delete everything on a, pull on b.
+	mustExec(t, a.DB(), `DELETE FROM tags`)
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	if got := count(t, b, `SELECT COUNT(*) FROM tags`); got != 0 {
+		t.Fatalf("%d rows left after pulling the delete", got)
+	}
+}
+
+func TestE2EEveryColumnType(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	uid := newUUID()
+	insertUser(t, a, uid, "Zoë 🚀 <&> \u2028 \"quoted\" \\ back")
+	type noteVals struct {
+		body  any
+		big   any
+		score any
+		blob  any
+		meta  any
+	}
+	cases := []noteVals{
+		{nil, nil, nil, nil, nil},
+		{"", int64(9223372036854775807), 1.5, []byte{}, `{}`},
+		{"unicode ✓ 漢字 \x01", int64(-9223372036854775808), -0.000001, []byte{0, 255, 1, 2, 3}, `{"a":[1,2.5,"x"],"b":null}`},
+		{"big", int64(9007199254740993), 1e21, []byte("\x00\x00binary\xff"), `[1,"two",true]`},
+		{"tiny", int64(0), 1.5e-7, make([]byte, 4096), `"just a string"`},
+	}
+	ids := make([]string, len(cases))
+	for i, v := range cases {
+		ids[i] = newUUID()
+		mustExec(t, a.DB(), `INSERT INTO notes (id, user_id, title, body, pinned, score, big, attachment, meta, updated_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`, ids[i], uid, fmt.Sprintf("case %d", i), v.body, v.score, v.big, v.blob, v.meta,
+			"2026-03-24T18:02:00.123456789+02:00")
+	}
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx)) // through pull
+	assertConverged(t, a, b)
+	c := e.device(t, "u")
+	must(t, c.Attach(ctx)) // through a snapshot
+	assertConverged(t, a, c)
+	var big int64
+	must(t, c.DB().QueryRow(`SELECT big FROM notes WHERE id = ?`, ids[2]).Scan(&big))
+	if big != -9223372036854775808 {
+		t.Fatalf("int64 min came back as %d", big)
+	}
+	must(t, c.DB().QueryRow(`SELECT big FROM notes WHERE id = ?`, ids[3]).Scan(&big))
+	if big != 9007199254740993 {
+		t.Fatalf("2^53+1 came back as %d", big)
+	}
+	var blob []byte
+	must(t, c.DB().QueryRow(`SELECT attachment FROM notes WHERE id = ?`, ids[3]).Scan(&blob))
+	if string(blob) != "\x00\x00binary\xff" {
+		t.Fatalf("blob came back as %q", blob)
+	}
+	var nulls int
+	must(t, c.DB().QueryRow(`SELECT COUNT(*) FROM notes WHERE body IS NULL AND big IS NULL AND score IS NULL AND attachment IS NULL AND meta IS NULL`).Scan(&nulls))
+	if nulls != 1 {
+		t.Fatalf("%d all-null rows", nulls)
+	}
+	// Text keys with unusual characters.
+	mustExec(t, a.DB(), `INSERT INTO tags (name, color) VALUES ('Ünïcødé key/with spaces & <html>', NULL)`)
+	must(t, a.Sync(ctx))
+	must(t, c.Sync(ctx))
+	assertConverged(t, a, c)
+}
+
+func TestE2EUserSwitch(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	user := "alice"
+	tok := func(ctx context.Context) (string, error) { return e.token(user)(ctx) }
+	d := e.device(t, "", func(c *Config) { c.Token = tok })
+	must(t, d.Attach(ctx))
+	for i := 0; i < 3; i++ { // three pushes: the counter moves to 4
+		insertUser(t, d, newUUID(), fmt.Sprintf("alice %d", i))
+		must(t, d.Sync(ctx))
+	}
+	src := d.SourceID()
+	must(t, d.Detach(ctx))
+	if n := count(t, d, `SELECT COUNT(*) FROM users`); n != 0 {
+		t.Fatal("detach kept alice's rows")
+	}
+	// Bob already has data from another device.
+	other := e.device(t, "bob")
+	insertUser(t, other, newUUID(), "bob's")
+	must(t, other.Attach(ctx))
+
+	user = "bob"
+	must(t, d.Attach(ctx))
+	if n := count(t, d, `SELECT COUNT(*) FROM users`); n != 1 {
+		t.Fatalf("bob's device sees %d users", n)
+	}
+	// The device's counter (4) is ahead for bob: the push is refused with
+	// source_sequence_out_of_order and the device rotates.
+	insertUser(t, d, newUUID(), "bob on shared device")
+	must(t, d.Sync(ctx))
+	st, _ := d.State(ctx)
+	if st.SourceID == src || st.NextSourceBundleID != 2 {
+		t.Fatalf("after rotation: %+v (old source %s)", st, src)
+	}
+	must(t, other.Sync(ctx))
+	assertConverged(t, d, other)
+	if n := count(t, other, `SELECT COUNT(*) FROM users WHERE name LIKE 'alice%'`); n != 0 {
+		t.Fatal("alice's rows leaked to bob")
+	}
+}
+
+// dropFirstCommitResponse performs the first commit request but reports a
+// network error instead of its answer: the "lost commit response" of 9.
+type dropFirstCommitResponse struct {
+	mu      sync.Mutex
+	dropped bool
+}
+
+func (d *dropFirstCommitResponse) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !strings.HasSuffix(r.URL.Path, "/commit") {
+		return resp, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dropped {
+		return resp, err
+	}
+	d.dropped = true
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, io.ErrUnexpectedEOF
+}
+
+func TestE2ELostCommitResponse(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	rt := &dropFirstCommitResponse{}
+	a := e.device(t, "u", func(c *Config) { c.HTTPClient = &http.Client{Transport: rt} })
+	must(t, a.Attach(ctx))
+	uid := newUUID()
+	insertUser(t, a, uid, "once")
+	insertNote(t, a, newUUID(), uid, "note")
+	must(t, a.Sync(ctx)) // commit happens, answer lost, retry gets already_committed
+	if !rt.dropped {
+		t.Fatal("no commit was dropped")
+	}
+	st, _ := a.State(ctx)
+	if st.NextSourceBundleID != 2 || st.Checkpoint != 1 || st.Outbox != 0 {
+		t.Fatalf("after replay: %+v", st)
+	}
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	assertConverged(t, a, b)
+	if b.Checkpoint() != 1 {
+		t.Fatalf("the push committed twice? checkpoint %d", b.Checkpoint())
+	}
+}
+
+func TestE2EWatch(t *testing.T) {
+	e := newTenant(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	caps, err := a.Capabilities(ctx)
+	must(t, err)
+	if !caps["bundle_change_watch"] {
+		t.Skip("server does not offer watch for this tenant")
+	}
+	events := make(chan WatchEvent, 16)
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(wctx, func(ev WatchEvent) { events <- ev }) }()
+	time.Sleep(300 * time.Millisecond) // let the stream open
+	uid := newUUID()
+	insertUser(t, b, uid, "watched")
+	must(t, b.Sync(ctx))
+	deadline := time.After(20 * time.Second)
+	for a.Checkpoint() < 1 {
+		select {
+		case ev := <-events:
+			if ev.Err != nil {
+				t.Fatalf("sync on event: %v", ev.Err)
+			}
+		case <-deadline:
+			t.Fatal("watch did not deliver the commit")
+		}
+	}
+	wcancel()
+	<-done
+	assertConverged(t, a, b)
+}
