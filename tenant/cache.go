@@ -27,6 +27,8 @@ type Runtime struct {
 	SchemaVersion int
 	// Pool reaches the cluster holding the tenant's schema.
 	Pool *pgxpool.Pool
+	// Limits are the tenant's effective quotas (plan plus overrides).
+	Limits Limits
 }
 
 // Cache resolves API keys and tenants for the gateway from memory. Entries
@@ -271,6 +273,11 @@ func (s *Store) LoadRuntime(ctx context.Context, id int64) (*Runtime, error) {
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
+	q, err := s.Quota(ctx, t, s.plans)
+	if err != nil {
+		return nil, err
+	}
+	rt.Limits = q.Limits
 	v, err := s.CurrentTables(ctx, id)
 	switch {
 	case err == nil:

@@ -58,6 +58,9 @@ func (s *Store) CreateTenant(ctx context.Context, in NewTenant, by Actor) (*Tena
 	if in.Plan == "" {
 		in.Plan = "free"
 	}
+	if _, ok := s.plans[in.Plan]; !ok {
+		return nil, &ValidationError{Field: "plan", Message: fmt.Sprintf("unknown plan %q", in.Plan)}
+	}
 	pool, err := s.clusters.Pool(in.Placement)
 	if err != nil {
 		return nil, &ValidationError{Field: "placement", Message: err.Error()}

@@ -30,6 +30,7 @@ type Store struct {
 	db       *pgxpool.Pool
 	clusters *Clusters
 	now      func() time.Time
+	plans    Plans
 
 	// failpoint, when set (tests only), is called between provisioning
 	// steps; an error aborts there as a crash would.
@@ -38,8 +39,14 @@ type Store struct {
 
 // NewStore returns a store over the control-plane pool.
 func NewStore(db *pgxpool.Pool, clusters *Clusters) *Store {
-	return &Store{db: db, clusters: clusters, now: time.Now}
+	return &Store{db: db, clusters: clusters, now: time.Now, plans: DefaultPlans()}
 }
+
+// SetPlans replaces the quota plans (from the operator's configuration).
+func (s *Store) SetPlans(p Plans) { s.plans = p }
+
+// Plans returns the quota plans in effect.
+func (s *Store) Plans() Plans { return s.plans }
 
 // DB is the control-plane pool.
 func (s *Store) DB() *pgxpool.Pool { return s.db }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/syncplane/syncplane/tenant"
 )
 
 // setting is one configuration value: an environment variable with a flag
@@ -29,6 +31,7 @@ var settings = []setting{
 	{"SYNCPLANE_AUTO_MIGRATE", "auto-migrate", "false", "run control-plane and tenant migrations at start (replicas take turns under a lock)"},
 	{"SYNCPLANE_DEFAULT_TENANT", "default-tenant", "", "serve this tenant on the plain /sync paths without an API key (dev and testing only)"},
 	{"SYNCPLANE_JWKS_ALLOW_PRIVATE", "jwks-allow-private", "false", "let tenants' JWKS URLs reach loopback and private addresses (dev only: it exposes the internal network)"},
+	{"SYNCPLANE_PLANS", "plans", "", "quota plans as JSON, e.g. {\"free\":{\"requests_per_second\":20,\"request_burst\":40,...}} (default: built-in free, pro and unlimited)"},
 	{"SYNCPLANE_CLUSTERS", "clusters", "", "extra tenant placements as name=postgres-url pairs separated by spaces"},
 	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
 	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
@@ -50,6 +53,7 @@ type config struct {
 	DefaultTenant    string
 	JWKSAllowPrivate bool
 	Clusters         map[string]string
+	Plans            tenant.Plans
 	DBMaxConns       int32
 	CacheTTL         time.Duration
 	ShutdownTimeout  time.Duration
@@ -127,6 +131,12 @@ func (v flagValues) config() (config, error) {
 			return c, fmt.Errorf("SYNCPLANE_CLUSTERS: want name=postgres-url pairs, got %q", pair)
 		}
 		c.Clusters[name] = dsn
+	}
+	c.Plans = tenant.DefaultPlans()
+	if doc := *v["SYNCPLANE_PLANS"]; doc != "" {
+		if c.Plans, err = tenant.ParsePlans(doc); err != nil {
+			return c, fmt.Errorf("SYNCPLANE_PLANS: %w", err)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

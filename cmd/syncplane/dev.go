@@ -134,7 +134,7 @@ func prepareDemo(ctx context.Context, cfg config, dir string) (*demoCredentials,
 	actor := tenant.Actor{Name: "dev", RemoteAddr: "local"}
 	t, err := store.Tenant(ctx, demoSlug)
 	if errors.Is(err, tenant.ErrNotFound) {
-		t, err = store.CreateTenant(ctx, tenant.NewTenant{Slug: demoSlug, Name: "Demo app", WireSchema: "app"}, actor)
+		t, err = store.CreateTenant(ctx, tenant.NewTenant{Slug: demoSlug, Name: "Demo app", WireSchema: "app", Plan: "pro"}, actor)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("demo tenant: %w", err)

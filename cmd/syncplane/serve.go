@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,7 @@ type app struct {
 	store    *tenant.Store
 	cache    *tenant.Cache
 	gateway  *server.Gateway
+	limiter  *server.RateLimiter
 	sync     *syncx.Handler
 	engine   *gin.Engine
 	registry *prometheus.Registry
@@ -87,6 +91,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		}
 	}
 	a.store = tenant.NewStore(pool, a.clusters)
+	a.store.SetPlans(cfg.Plans)
 	if cfg.AutoMigrate {
 		if err := migrateAll(ctx, a.store, log); err != nil {
 			return fail(err)
@@ -106,7 +111,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		collectors.NewBuildInfoCollector())
 	a.metrics = newAppMetrics(a.registry, a.clusters)
 
-	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Log: log}
+	a.limiter = server.NewRateLimiter(a.store, replicaID(), 250*time.Millisecond, log)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.limiter.Run(bg)
+	}()
+	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Log: log}
 	if cfg.JWKSAllowPrivate {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())
 	}
@@ -238,4 +249,13 @@ func migrateAll(ctx context.Context, store *tenant.Store, log *slog.Logger) erro
 	}
 	log.Info("migrations are current")
 	return nil
+}
+
+// replicaID names this process among the replicas: host name plus a random
+// suffix, so restarts and co-located processes never share an identity.
+func replicaID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }

@@ -83,7 +83,8 @@ func RandomSlug(prefix string) string {
 func Tenant(t testing.TB, store *tenant.Store, definition string) *tenant.Tenant {
 	t.Helper()
 	ctx := context.Background()
-	tn, err := store.CreateTenant(ctx, tenant.NewTenant{Slug: RandomSlug("t")}, Actor)
+	// Tests that need quotas set them; the rest must not trip over a plan.
+	tn, err := store.CreateTenant(ctx, tenant.NewTenant{Slug: RandomSlug("t"), Plan: "unlimited"}, Actor)
 	if err != nil {
 		t.Fatalf("create tenant: %v", err)
 	}

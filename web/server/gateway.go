@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +34,9 @@ type GatewayOptions struct {
 	DefaultTenant string
 	// VerifierOptions are passed to every tenant's TokenVerifier.
 	VerifierOptions []VerifierOption
-	Log             *slog.Logger
+	// Limiter, when set, enforces each tenant's request rate quota.
+	Limiter *RateLimiter
+	Log     *slog.Logger
 }
 
 // Gateway routes sync traffic to its tenant by API key and verifies the
@@ -140,9 +145,20 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key", "the API key is unknown or revoked"))
 			return
 		}
+		if l := g.opts.Limiter; l != nil {
+			if ok, wait := l.Allow(rt.Tenant.ID, rt.Limits.RequestsPerSecond, rt.Limits.RequestBurst); !ok {
+				secs := int(math.Ceil(wait.Seconds()))
+				e := NewError(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
+					"request rate limit of %g per second reached for tenant %s; retry in %d s",
+					rt.Limits.RequestsPerSecond, rt.Tenant.Slug, max(secs, 1)))
+				e.Header = map[string]string{"Retry-After": strconv.Itoa(max(secs, 1))}
+				RenderError(c, e)
+				return
+			}
+		}
 		WithScope(c, &SyncScope{
 			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
-			KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
+			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
 		})
 		c.Next()
 	}

@@ -20,6 +20,8 @@ type SyncScope struct {
 	SchemaVersion int
 	// UserID is the end-user JWT subject; empty on unauthenticated routes.
 	UserID string
+	// Limits are the tenant's effective quotas (zero: unlimited).
+	Limits tenant.Limits
 	// KeyKind is the kind of API key the request presented ("" for the dev
 	// default tenant).
 	KeyKind tenant.KeyKind
