@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"strconv"
 	"strings"
 	gosync "sync"
 
@@ -74,6 +75,27 @@ func catalogFor(s *tenant.Schema) *catalog {
 	}
 	actual, _ := catalogCache.LoadOrStore(s, c)
 	return actual.(*catalog)
+}
+
+// deleteSessionsSQL deletes the sessions of kind ("push" or "snapshot")
+// matching where, together with their staged or frozen rows, and selects how
+// many sessions went. The row tables have no foreign key to their sessions,
+// so every session delete must go through here.
+func deleteSessionsSQL(schema, kind, where string) string {
+	sess, rows, id := ident(schema, "_sync_push_session"), ident(schema, "_sync_push_row"), "push_id"
+	if kind == "snapshot" {
+		sess, rows, id = ident(schema, "_sync_snapshot_session"), ident(schema, "_sync_snapshot_row"), "snapshot_id"
+	}
+	where = strings.ReplaceAll(where, "{sessions}", sess)
+	return `WITH d AS (DELETE FROM ` + sess + ` WHERE ` + where + ` RETURNING ` + id + `),
+		r AS (DELETE FROM ` + rows + ` WHERE ` + id + ` IN (SELECT ` + id + ` FROM d))
+		SELECT count(*) FROM d`
+}
+
+// expiredWhere selects up to n expired sessions nobody holds.
+func expiredWhere(id string, n int) string {
+	return id + ` IN (SELECT ` + id + ` FROM {sessions} WHERE expires_at < now() ORDER BY expires_at LIMIT ` +
+		strconv.Itoa(n) + ` FOR UPDATE SKIP LOCKED)`
 }
 
 // ident quotes a schema-qualified name.

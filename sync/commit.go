@@ -149,7 +149,7 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_bundle")+` WHERE user_id = $1 AND bundle_seq <= $2`, sp.user, floor)
 	}
 	if sp.pushID != "" {
-		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_push_session")+` WHERE push_id = $1`, sp.pushID)
+		b.Queue(deleteSessionsSQL(sp.schema, "push", `push_id = $1`), sp.pushID)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return BundleResult{}, fmt.Errorf("write bundle: %w", err)

@@ -103,8 +103,7 @@ func (h *Handler) createPushSession(c *gin.Context) error {
 			WHERE user_id = $1 AND source_id = $2 AND source_bundle_id = $3 AND bundle_seq > $4`,
 			r.user, r.source, req.SourceBundleID, s.Floor)
 		b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, r.source)
-		b.Queue(`DELETE FROM ` + r.t("_sync_push_session") + ` WHERE push_id IN (SELECT push_id FROM ` + r.t("_sync_push_session") + `
-			WHERE expires_at < now() ORDER BY expires_at LIMIT 10 FOR UPDATE SKIP LOCKED)`)
+		b.Queue(deleteSessionsSQL(r.schema, "push", expiredWhere("push_id", 10)))
 		res := tx.SendBatch(c, b)
 		var committed *BundleResult
 		var bc BundleResult
@@ -171,7 +170,7 @@ func (h *Handler) createPushSession(c *gin.Context) error {
 			sessInit = initID
 		}
 		b = &pgx.Batch{}
-		b.Queue(`DELETE FROM `+r.t("_sync_push_session")+` WHERE user_id = $1 AND source_id = $2 AND source_bundle_id = $3`,
+		b.Queue(deleteSessionsSQL(r.schema, "push", `user_id = $1 AND source_id = $2 AND source_bundle_id = $3`),
 			r.user, r.source, req.SourceBundleID)
 		b.Queue(`INSERT INTO `+r.t("_sync_push_session")+` (push_id, user_id, source_id, source_bundle_id, planned_row_count,
 			initialization_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)`,
@@ -353,7 +352,7 @@ func (h *Handler) deletePushSession(c *gin.Context) error {
 		if _, _, err := lockScopeAndSession(c, tx, r, id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(c, `DELETE FROM `+r.t("_sync_push_session")+` WHERE push_id = $1`, id)
+		_, err := tx.Exec(c, deleteSessionsSQL(r.schema, "push", `push_id = $1`), id)
 		return err
 	})
 	if err != nil {

@@ -86,8 +86,7 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 	}
 	var resp snapshotCreateResponse
 	err = inTx(c, r.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(c, `DELETE FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id IN (SELECT snapshot_id FROM `+
-			r.t("_sync_snapshot_session")+` WHERE expires_at < now() ORDER BY expires_at LIMIT 10 FOR UPDATE SKIP LOCKED)`); err != nil {
+		if _, err := tx.Exec(c, deleteSessionsSQL(r.schema, "snapshot", expiredWhere("snapshot_id", 10))); err != nil {
 			return fmt.Errorf("purge expired snapshots: %w", err)
 		}
 		var s *scopeState
@@ -359,11 +358,11 @@ func (h *Handler) deleteSnapshotSession(c *gin.Context) error {
 	case owner != r.user:
 		return apiErr(http.StatusForbidden, "snapshot_session_forbidden", "snapshot session %s belongs to another user", id)
 	}
-	tag, err := r.pool.Exec(c, `DELETE FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1 AND user_id = $2`, id, r.user)
-	if err != nil {
+	var n int64
+	if err := r.pool.QueryRow(c, deleteSessionsSQL(r.schema, "snapshot", `snapshot_id = $1 AND user_id = $2`), id, r.user).Scan(&n); err != nil {
 		return fmt.Errorf("delete snapshot session: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
 	}
 	c.Status(http.StatusNoContent)

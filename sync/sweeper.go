@@ -65,15 +65,14 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	rows.Close()
 	for _, s := range schemas {
-		for _, tbl := range []struct{ table, id string }{{"_sync_push_session", "push_id"}, {"_sync_snapshot_session", "snapshot_id"}} {
+		for _, kind := range [][2]string{{"push", "push_id"}, {"snapshot", "snapshot_id"}} {
 			// A few bounded rounds per tick; what remains waits for the next.
 			for round := 0; round < 5; round++ {
-				tag, err := conn.Exec(ctx, `DELETE FROM `+ident(s, tbl.table)+` WHERE `+tbl.id+` IN (SELECT `+tbl.id+` FROM `+ident(s, tbl.table)+`
-					WHERE expires_at < now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`, sweepBatch)
-				if err != nil {
-					return fmt.Errorf("sweep %s.%s: %w", s, tbl.table, err)
+				var n int64
+				if err := conn.QueryRow(ctx, deleteSessionsSQL(s, kind[0], expiredWhere(kind[1], sweepBatch))).Scan(&n); err != nil {
+					return fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
 				}
-				if tag.RowsAffected() < sweepBatch {
+				if n < sweepBatch {
 					break
 				}
 			}

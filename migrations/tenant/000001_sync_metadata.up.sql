@@ -101,12 +101,15 @@ CREATE TABLE _sync_push_session (
 );
 CREATE INDEX _sync_push_session_expiry_idx ON _sync_push_session (expires_at);
 
--- Staged rows, validated at chunk time. payload is the after-image as the
+-- Staged rows, validated at chunk time. No foreign key to the session (a
+-- per-row RI check on 5,000-row COPYs and a per-row cascade at commit cost
+-- more than the rest of the work): every statement that deletes sessions
+-- deletes their rows in the same statement. payload is the after-image as the
 -- apply statement reads it (bytea already as \x hex text; exact numbers);
 -- cols is the sorted, comma-joined column list, used to group consecutive
 -- rows into one set-based statement at commit.
 CREATE TABLE _sync_push_row (
-    push_id          uuid NOT NULL REFERENCES _sync_push_session (push_id) ON DELETE CASCADE,
+    push_id          uuid NOT NULL,
     row_ordinal      bigint NOT NULL,
     table_name       text NOT NULL,
     key_text         text NOT NULL,
@@ -129,8 +132,9 @@ CREATE TABLE _sync_snapshot_session (
 );
 CREATE INDEX _sync_snapshot_session_expiry_idx ON _sync_snapshot_session (expires_at);
 
+-- Frozen rows; like _sync_push_row, deleted together with their session.
 CREATE TABLE _sync_snapshot_row (
-    snapshot_id uuid NOT NULL REFERENCES _sync_snapshot_session (snapshot_id) ON DELETE CASCADE,
+    snapshot_id uuid NOT NULL,
     row_ordinal bigint NOT NULL,
     table_name  text NOT NULL,
     key_text    text NOT NULL,

@@ -1,0 +1,166 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+func benchRows(n int, tag string) []map[string]any {
+	rows := make([]map[string]any, n)
+	for i := range rows {
+		id := newUUID()
+		rows[i] = row("users", "INSERT", id, 0, map[string]any{"id": id, "name": fmt.Sprintf("%s-%d", tag, i), "age": i,
+			"score": float64(i) / 3, "meta": nil, "born": "2026-03-24T18:02:00Z"})
+	}
+	return rows
+}
+
+// BenchmarkPush10k commits a 10,000-row push as one bundle (chunks of
+// 5,000 over HTTP) and, in the same run, COPYs the same rows into an
+// equivalent plain table; compare the rows/s metrics.
+func BenchmarkPush10k(b *testing.B) {
+	e := newEnv(b)
+	const n = 10000
+	b.Run("sync_push", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			user := fmt.Sprintf("bench-%d-%s", i, randomSlug())
+			c := e.client(user, "dev")
+			c.attach()
+			rows := benchRows(n, user)
+			b.StartTimer()
+			r := c.pushN(1, rows, 5000, "")
+			require.Equal(b, 200, r.Status, string(r.Body))
+			require.EqualValues(b, n, r.num("row_count"))
+			require.EqualValues(b, 1, r.num("bundle_seq"))
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("plain_copy", func(b *testing.B) {
+		ctx := context.Background()
+		tbl := ident(e.tenant.SchemaName(), "plain_users")
+		_, err := e.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+tbl+` (_sync_scope_id text NOT NULL, id uuid NOT NULL, name text NOT NULL,
+			age bigint, score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`)
+		require.NoError(b, err)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			user := fmt.Sprintf("copy-%d-%s", i, randomSlug())
+			src := make([][]any, n)
+			for j, r := range benchRows(n, user) {
+				p := r["payload"].(map[string]any)
+				src[j] = []any{user, p["id"], p["name"], int64(p["age"].(int)), p["score"], nil, nil, p["born"]}
+			}
+			b.StartTimer()
+			_, err := e.pool.CopyFrom(ctx, pgx.Identifier{e.tenant.SchemaName(), "plain_users"},
+				[]string{"_sync_scope_id", "id", "name", "age", "score", "avatar", "meta", "born"}, pgx.CopyFromRows(src))
+			require.NoError(b, err)
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
+// seed100k commits 100,000 rows for user in 10 bundles.
+func seed100k(b *testing.B, e *env, user string) *client {
+	c := e.client(user, "dev")
+	c.attach()
+	for i := 0; i < 10; i++ {
+		r := c.pushN(int64(i+1), benchRows(10000, fmt.Sprint(user, i)), 5000, "")
+		require.Equal(b, 200, r.Status, string(r.Body))
+	}
+	return c
+}
+
+// BenchmarkPull100k pulls 100,000 rows (10 bundles) from checkpoint 0.
+func BenchmarkPull100k(b *testing.B) {
+	e := newEnv(b)
+	c := seed100k(b, e, "puller")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		for _, bd := range c.pullAll(0) {
+			n += len(bd["rows"].([]any))
+		}
+		require.Equal(b, 100000, n)
+	}
+	b.ReportMetric(float64(100000*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkSnapshot100k creates and reads a 100,000-row snapshot in pages of
+// 5,000.
+func BenchmarkSnapshot100k(b *testing.B) {
+	e := newEnv(b)
+	c := seed100k(b, e, "snapper")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := c.do("POST", "/sync/snapshot-sessions", nil)
+		require.Equal(b, 200, s.Status)
+		id := s.str("snapshot_id")
+		n, after := 0, int64(0)
+		for {
+			r := c.do("GET", "/sync/snapshot-sessions/"+id+"?max_rows=5000&after_row_ordinal="+itoa(after), nil)
+			n += len(r.JSON["rows"].([]any))
+			after = r.num("next_row_ordinal")
+			if r.JSON["has_more"] != true {
+				break
+			}
+		}
+		require.Equal(b, 100000, n)
+		c.do("DELETE", "/sync/snapshot-sessions/"+id, nil)
+	}
+	b.ReportMetric(float64(100000*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkOneRowPushes compares 1-row pushes of one device with 20 devices
+// of 20 different users pushing at once; commits of different users must not
+// queue behind each other.
+func BenchmarkOneRowPushes(b *testing.B) {
+	for _, devices := range []int{1, 20} {
+		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
+			e := newEnv(b)
+			clients := make([]*client, devices)
+			for i := range clients {
+				clients[i] = e.client(fmt.Sprintf("user-%d", i), "dev")
+				clients[i].attach()
+			}
+			per := max(1, b.N/devices)
+			var mu gosync.Mutex
+			var lat []time.Duration
+			b.ResetTimer()
+			var wg gosync.WaitGroup
+			for _, c := range clients {
+				wg.Add(1)
+				go func(c *client) {
+					defer wg.Done()
+					local := make([]time.Duration, 0, per)
+					for j := 0; j < per; j++ {
+						t0 := time.Now()
+						id := newUUID()
+						r := c.push(int64(j+1), userRow(id, id))
+						if r.Status != 200 {
+							b.Error(string(r.Body))
+							return
+						}
+						local = append(local, time.Since(t0))
+					}
+					mu.Lock()
+					lat = append(lat, local...)
+					mu.Unlock()
+				}(c)
+			}
+			wg.Wait()
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			if len(lat) > 0 {
+				b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "pushes/s")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+			}
+		})
+	}
+}
