@@ -31,7 +31,7 @@ func (c *Client) checkRowTarget(r *wireRow) (*tenant.Table, string, error) {
 // version is already >= the incoming row_version are skipped; keys with a
 // captured local change keep their local data (only the version moves), so
 // newer local intent is never overwritten.
-func (c *Client) applyServerRow(ctx context.Context, tx *sql.Tx, r *wireRow) error {
+func (c *Client) applyServerRow(ctx context.Context, tx *txn, r *wireRow) error {
 	t, key, err := c.checkRowTarget(r)
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ type intentRow struct {
 
 // collectIntent reads every key of the outbox and the dirty set with its
 // current local row, outbox first.
-func (c *Client) collectIntent(ctx context.Context, tx *sql.Tx) ([]intentRow, error) {
+func (c *Client) collectIntent(ctx context.Context, tx *txn) ([]intentRow, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT tbl, key FROM (
 		SELECT tbl, key, ordinal - 9000000000000000 AS o FROM _sync_outbox
 		UNION ALL SELECT tbl, key, ordinal AS o FROM _sync_dirty) ORDER BY o`)
@@ -154,7 +154,7 @@ func (c *Client) collectIntent(ctx context.Context, tx *sql.Tx) ([]intentRow, er
 
 // reapplyIntent writes collected intent back on top of freshly applied
 // server state and marks each key dirty again.
-func reapplyIntent(ctx context.Context, tx *sql.Tx, intent []intentRow) error {
+func reapplyIntent(ctx context.Context, tx *txn, intent []intentRow) error {
 	for _, in := range intent {
 		if in.vals != nil {
 			if err := upsertLocal(ctx, tx, in.table, in.vals); err != nil {

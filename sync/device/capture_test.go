@@ -150,7 +150,7 @@ func TestCaptureCoalescing(t *testing.T) {
 
 	// Writes while applying server rows are not captured.
 	mustExec(t, db, `DELETE FROM _sync_dirty`)
-	if err := c.applyTx(context.Background(), func(tx *sql.Tx) error {
+	if err := c.applyTx(context.Background(), func(tx *txn) error {
 		_, err := tx.Exec(`INSERT INTO tags (name) VALUES ('blue')`)
 		return err
 	}); err != nil {

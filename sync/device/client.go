@@ -134,7 +134,7 @@ func (c *Client) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
-	return c.tx(ctx, func(tx *sql.Tx) error {
+	return c.tx(ctx, func(tx *txn) error {
 		for _, s := range stmts[:len(metadataDDL)] {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("device: prepare database: %w\n%s", err, s)
@@ -243,23 +243,66 @@ func (c *Client) logf(format string, args ...any) {
 	}
 }
 
+// txn is a transaction that caches its prepared statements: applying a
+// bundle runs the same few statements for every row.
+type txn struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := t.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = s
+	return s, nil
+}
+
+// ExecContext runs a cached prepared statement.
+func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// QueryRowContext runs a cached prepared statement.
+func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.Tx.QueryRowContext(ctx, query, args...) // reports err
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
 // tx runs fn in one IMMEDIATE transaction.
-func (c *Client) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := c.db.BeginTx(ctx, nil)
+func (c *Client) tx(ctx context.Context, fn func(tx *txn) error) error {
+	sqlTx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	tx := &txn{Tx: sqlTx, stmts: map[string]*sql.Stmt{}}
+	defer func() {
+		for _, s := range tx.stmts {
+			s.Close()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		sqlTx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	return sqlTx.Commit()
 }
 
 // applyTx runs fn in a transaction with capture suppressed and foreign keys
 // deferred: the way every server row is written locally.
-func (c *Client) applyTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return c.tx(ctx, func(tx *sql.Tx) error {
+func (c *Client) applyTx(ctx context.Context, fn func(tx *txn) error) error {
+	return c.tx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
 			return err
 		}

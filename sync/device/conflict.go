@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -118,7 +117,7 @@ func (c *Client) resolveConflict(ctx context.Context, cd *ConflictDetails) error
 		merged[keyIndex(t)] = key
 	}
 	c.logf("device: conflict on %s %q (pushed %s base %d, server v%d): resolution %d", t.Name, key, cd.Op, cd.BaseRowVersion, cd.ServerRowVersion, res.Kind)
-	return c.applyTx(ctx, func(tx *sql.Tx) error {
+	return c.applyTx(ctx, func(tx *txn) error {
 		// Unfreeze: the next attempt re-freezes with the same source_bundle_id.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO _sync_dirty (tbl, key, op, base_row_version, ordinal)
 			SELECT tbl, key, op, base_row_version, ordinal - 9000000000000000 FROM _sync_outbox WHERE true

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/syncplane/syncplane/tenant"
 )
@@ -150,7 +151,7 @@ func (e *e2eTenant) token(sub string) func(context.Context) (string, error) {
 
 var keyRE = regexp.MustCompile(`sp_pk_\S+`)
 
-func newTenant(t *testing.T) *e2eTenant {
+func newTenant(t *testing.T, retained ...int) *e2eTenant {
 	t.Helper()
 	e2e.once.Do(func() { e2e.skip = startServer() })
 	if e2e.skip != "" {
@@ -182,6 +183,19 @@ func newTenant(t *testing.T) *e2eTenant {
 		t.Fatal("no publishable key in the CLI output")
 	}
 	e.base = "http://" + e2e.addr + "/k/" + key
+	if len(retained) > 0 {
+		// No CLI sets the retained window yet; set it before the server
+		// first loads the tenant.
+		conn, err := pgx.Connect(context.Background(), e2e.dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(context.Background(), `UPDATE syncplane.tenants SET retained_bundles = $1 WHERE slug = $2`, retained[0], slug)
+		conn.Close(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Skip while the sync core is not served yet.
 	tok, _ := e.token("probe")(context.Background())
 	req, _ := http.NewRequest(http.MethodGet, e.base+"/sync/capabilities", nil)
@@ -520,7 +534,9 @@ func TestE2EMultiChunkPush(t *testing.T) {
 		t.Fatalf("checkpoint %d", a.Checkpoint())
 	}
 	b := e.device(t, "u")
+	start = time.Now()
 	must(t, b.Attach(ctx)) // snapshot in 1000-row chunks
+	t.Logf("hydrated %d rows in %s", n, time.Since(start))
 	c := e.device(t, "u")
 	must(t, c.Attach(ctx))
 	assertConverged(t, a, b, c)
@@ -529,8 +545,12 @@ func TestE2EMultiChunkPush(t *testing.T) {
 	}
 	// Pull of a large bundle: delete everything on a, pull on b.
 	mustExec(t, a.DB(), `DELETE FROM tags`)
+	start = time.Now()
 	must(t, a.Sync(ctx))
+	t.Logf("pushed %d deletes in %s", n, time.Since(start))
+	start = time.Now()
 	must(t, b.Sync(ctx))
+	t.Logf("pulled a %d-row bundle in %s", n, time.Since(start))
 	if got := count(t, b, `SELECT COUNT(*) FROM tags`); got != 0 {
 		t.Fatalf("%d rows left after pulling the delete", got)
 	}
@@ -722,4 +742,42 @@ func TestE2EWatch(t *testing.T) {
 	wcancel()
 	<-done
 	assertConverged(t, a, b)
+}
+
+func TestE2EHistoryPrunedRebuild(t *testing.T) {
+	e := newTenant(t, 2) // retained window: 2 bundles per user
+	ctx := context.Background()
+	a := e.device(t, "u")
+	uid := newUUID()
+	insertUser(t, a, uid, "v0")
+	must(t, a.Attach(ctx)) // bundle 1
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx)) // checkpoint 1
+	for i := 1; i <= 5; i++ {
+		mustExec(t, a.DB(), `UPDATE users SET name = ? WHERE id = ?`, fmt.Sprintf("v%d", i), uid)
+		insertUser(t, a, newUUID(), fmt.Sprintf("extra %d", i))
+		must(t, a.Sync(ctx))
+	}
+	// b's checkpoint (1) is below the floor now: pull answers
+	// history_pruned and b rebuilds from a snapshot, keeping its source.
+	src := b.SourceID()
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+	if b.Checkpoint() != a.Checkpoint() || b.SourceID() != src {
+		t.Fatalf("after rebuild: checkpoint %d (a %d), source %s (was %s)", b.Checkpoint(), a.Checkpoint(), b.SourceID(), src)
+	}
+	// Unsent local intent survives a rebuild: b edits offline while a
+	// moves the floor again.
+	mustExec(t, b.DB(), `UPDATE users SET email = 'kept@example.com' WHERE id = ?`, uid)
+	for i := 6; i <= 9; i++ {
+		insertUser(t, a, newUUID(), fmt.Sprintf("extra %d", i))
+		must(t, a.Sync(ctx))
+	}
+	must(t, b.setState(ctx, `rebuild_required = 1`)) // as if a pull had just been refused
+	must(t, b.Sync(ctx))
+	must(t, a.Sync(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, a, `SELECT COUNT(*) FROM users WHERE email = 'kept@example.com'`); n != 1 {
+		t.Fatal("local intent lost in the rebuild")
+	}
 }

@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -108,7 +107,7 @@ func (c *Client) attach(ctx context.Context, depth int) error {
 			return err
 		}
 		// Local anonymous rows are discarded in favour of the server's.
-		return c.rebuild(ctx, st.sourceID, s, false, func(tx *sql.Tx) error {
+		return c.rebuild(ctx, st.sourceID, s, false, func(tx *txn) error {
 			_, err := tx.ExecContext(ctx, `UPDATE _sync_state SET attached = 1, initialization_id = '' WHERE id = 1`)
 			return err
 		})
@@ -165,7 +164,7 @@ func (c *Client) Detach(ctx context.Context) error {
 			}
 		}
 	}
-	return c.applyTx(ctx, func(tx *sql.Tx) error {
+	return c.applyTx(ctx, func(tx *txn) error {
 		for _, q := range []string{`DELETE FROM _sync_outbox`, `DELETE FROM _sync_dirty`, `DELETE FROM _sync_row_state`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err

@@ -73,7 +73,7 @@ func (c *Client) pull(ctx context.Context, mayRebuild bool) error {
 				return err
 			}
 			stop := false
-			err := c.applyTx(ctx, func(tx *sql.Tx) error {
+			err := c.applyTx(ctx, func(tx *txn) error {
 				// The app may have written since the pull started: stop
 				// rather than apply over fresh local intent.
 				if pending, err := c.pending(ctx, tx); err != nil || pending {

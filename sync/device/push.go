@@ -37,7 +37,7 @@ type outboxRow struct {
 // of outbox rows.
 func (c *Client) freeze(ctx context.Context) (int, error) {
 	var n int
-	err := c.tx(ctx, func(tx *sql.Tx) error {
+	err := c.tx(ctx, func(tx *txn) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM _sync_outbox`).Scan(&n); err != nil || n > 0 {
 			return err
 		}
@@ -297,7 +297,7 @@ func (c *Client) finishCommitted(ctx context.Context, st stateRow, meta bundleMe
 	if IsCode(err, "history_pruned") {
 		// 13.8: keep-source rebuild and move the counter past the tuple.
 		c.logf("device: committed bundle %d already pruned; rebuilding from a snapshot", meta.BundleSeq)
-		if err := c.tx(ctx, func(tx *sql.Tx) error {
+		if err := c.tx(ctx, func(tx *txn) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM _sync_outbox`); err != nil {
 				return err
 			}
@@ -316,7 +316,7 @@ func (c *Client) finishCommitted(ctx context.Context, st stateRow, meta bundleMe
 			return err
 		}
 	}
-	return c.applyTx(ctx, func(tx *sql.Tx) error {
+	return c.applyTx(ctx, func(tx *txn) error {
 		for i := range rows {
 			if err := c.applyServerRow(ctx, tx, &rows[i]); err != nil {
 				return err

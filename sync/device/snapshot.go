@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,8 +31,8 @@ func (c *Client) createSnapshot(ctx context.Context, sourceID string, rep *sourc
 // checkpoint to snapshot_bundle_seq, re-applies unsent local intent when
 // keepIntent (and otherwise discards it), runs extra in the same
 // transaction, then deletes the session.
-func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession, keepIntent bool, extra func(*sql.Tx) error) error {
-	err := c.applyTx(ctx, func(tx *sql.Tx) error {
+func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession, keepIntent bool, extra func(*txn) error) error {
+	err := c.applyTx(ctx, func(tx *txn) error {
 		var intent []intentRow
 		if keepIntent {
 			var err error
@@ -171,7 +170,7 @@ func (c *Client) rotate(ctx context.Context, reason, replacedBy string) error {
 			return err
 		}
 	}
-	return c.rebuild(ctx, st.sourceID, s, true, func(tx *sql.Tx) error {
+	return c.rebuild(ctx, st.sourceID, s, true, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `UPDATE _sync_state SET source_id = ?, next_source_bundle_id = 1,
 			rotation_new_source_id = '', rotation_reason = '', initialization_id = '' WHERE id = 1`, newID)
 		return err
