@@ -291,16 +291,17 @@ func NewSyncMetrics(reg prometheus.Registerer, tenants *TenantCollector) *SyncMe
 		pushSessions:     gauge("push_sessions_open", "Push sessions open on this replica."),
 		snapshotSessions: gauge("snapshot_sessions_open", "Snapshot sessions open on this replica."),
 		watchers:         gauge("watchers_connected", "Watch streams connected to this replica."),
+		// The label is job_name, not job: Prometheus owns "job" (the scrape job).
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncplane_job_runs_total", Help: "Background job runs, by job and outcome (success or error).",
-		}, []string{"job", "outcome"}),
+		}, []string{"job_name", "outcome"}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "syncplane_job_duration_seconds", Help: "Duration of background job runs.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900},
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		jobLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "syncplane_job_last_success_timestamp_seconds", Help: "Unix time of the job's last successful run.",
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		tenants: tenants,
 		now:     time.Now,
 	}

@@ -192,9 +192,9 @@ func TestSyncMetrics(t *testing.T) {
 		`syncplane_sync_push_sessions_open`:                                   1,
 		`syncplane_sync_snapshot_sessions_open`:                               0,
 		`syncplane_sync_watchers_connected`:                                   1,
-		`syncplane_job_runs_total{job="session_sweeper",outcome="error"}`:     1,
-		`syncplane_job_runs_total{job="session_sweeper",outcome="success"}`:   1,
-		`syncplane_job_last_success_timestamp_seconds{job="session_sweeper"}`: 1.7e+09,
+		`syncplane_job_runs_total{job_name="session_sweeper",outcome="error"}`:     1,
+		`syncplane_job_runs_total{job_name="session_sweeper",outcome="success"}`:   1,
+		`syncplane_job_last_success_timestamp_seconds{job_name="session_sweeper"}`: 1.7e+09,
 	}
 	require.Equal(t, want, series(t, reg,
 		"syncplane_sync_bytes_total", "syncplane_sync_rows_total", "syncplane_sync_errors_total",
