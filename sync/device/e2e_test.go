@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -779,5 +780,61 @@ func TestE2EHistoryPrunedRebuild(t *testing.T) {
 	assertConverged(t, a, b)
 	if n := count(t, a, `SELECT COUNT(*) FROM users WHERE email = 'kept@example.com'`); n != 1 {
 		t.Fatal("local intent lost in the rebuild")
+	}
+}
+
+// failPushCreate answers 503 to push-session creates while on.
+type failPushCreate struct {
+	mu sync.Mutex
+	on bool
+	n  int
+}
+
+func (f *failPushCreate) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	on := f.on
+	if on && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/sync/push-sessions") {
+		f.n++
+		f.mu.Unlock()
+		return &http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+			Body: io.NopCloser(strings.NewReader(`{"error":"service_unavailable","message":"test"}`))}, nil
+	}
+	f.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestE2EInitializationLease(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	ft := &failPushCreate{on: true}
+	a := e.device(t, "u", func(c *Config) { c.HTTPClient = &http.Client{Transport: ft} })
+	insertUser(t, a, newUUID(), "from a")
+	// a wins the lease but its seed push cannot get through (503 x3).
+	if err := a.Attach(ctx); err == nil || !IsCode(err, "service_unavailable") || ft.n != 3 {
+		t.Fatalf("seed push: %v (after %d attempts)", err, ft.n)
+	}
+	st, _ := a.State(ctx)
+	if st.InitializationID == "" || !st.Attached {
+		t.Fatalf("a lost its lease: %+v", st)
+	}
+	// b, with its own local rows, must wait.
+	b := e.device(t, "u")
+	insertUser(t, b, newUUID(), "from b")
+	var rl *RetryLaterError
+	if err := b.Attach(ctx); !errors.As(err, &rl) || rl.After < time.Second {
+		t.Fatalf("b attach while a initializes: %v", err)
+	}
+	// a finishes its seed; b then hydrates (its anonymous rows are dropped).
+	ft.mu.Lock()
+	ft.on = false
+	ft.mu.Unlock()
+	must(t, a.Attach(ctx))
+	if st, _ := a.State(ctx); st.InitializationID != "" || st.Checkpoint != 1 {
+		t.Fatalf("after seed: %+v", st)
+	}
+	must(t, b.Attach(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, b, `SELECT COUNT(*) FROM users WHERE name = 'from b'`); n != 0 {
+		t.Fatal("b kept its anonymous rows")
 	}
 }
