@@ -32,6 +32,8 @@ var settings = []setting{
 	{"SYNCPLANE_DEFAULT_TENANT", "default-tenant", "", "serve this tenant on the plain /sync paths without an API key (dev and testing only)"},
 	{"SYNCPLANE_JWKS_ALLOW_PRIVATE", "jwks-allow-private", "false", "let tenants' JWKS URLs reach loopback and private addresses (dev only: it exposes the internal network)"},
 	{"SYNCPLANE_PLANS", "plans", "", "quota plans as JSON, e.g. {\"free\":{\"requests_per_second\":20,\"request_burst\":40,...}} (default: built-in free, pro and unlimited)"},
+	{"SYNCPLANE_USAGE_FLUSH_INTERVAL", "usage-flush-interval", "5s", "how often each replica writes its metered usage deltas"},
+	{"SYNCPLANE_USAGE_RETENTION_DAYS", "usage-retention-days", "400", "days of hourly usage kept for billing and charts"},
 	{"SYNCPLANE_CLUSTERS", "clusters", "", "extra tenant placements as name=postgres-url pairs separated by spaces"},
 	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
 	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
@@ -45,20 +47,22 @@ var settings = []setting{
 
 // config is the resolved configuration of one process.
 type config struct {
-	DatabaseURL      string
-	HTTPAddr         string
-	MetricsAddr      string
-	PublicURL        string
-	AutoMigrate      bool
-	DefaultTenant    string
-	JWKSAllowPrivate bool
-	Clusters         map[string]string
-	Plans            tenant.Plans
-	DBMaxConns       int32
-	CacheTTL         time.Duration
-	ShutdownTimeout  time.Duration
-	LogLevel         string
-	LogFormat        string
+	DatabaseURL        string
+	HTTPAddr           string
+	MetricsAddr        string
+	PublicURL          string
+	AutoMigrate        bool
+	DefaultTenant      string
+	JWKSAllowPrivate   bool
+	Clusters           map[string]string
+	Plans              tenant.Plans
+	UsageFlushInterval time.Duration
+	UsageRetentionDays int
+	DBMaxConns         int32
+	CacheTTL           time.Duration
+	ShutdownTimeout    time.Duration
+	LogLevel           string
+	LogFormat          string
 }
 
 // flagValues binds every setting to fs, defaulting from the environment.
@@ -131,6 +135,12 @@ func (v flagValues) config() (config, error) {
 			return c, fmt.Errorf("SYNCPLANE_CLUSTERS: want name=postgres-url pairs, got %q", pair)
 		}
 		c.Clusters[name] = dsn
+	}
+	if c.UsageFlushInterval, err = parsePositiveDuration("SYNCPLANE_USAGE_FLUSH_INTERVAL", *v["SYNCPLANE_USAGE_FLUSH_INTERVAL"]); err != nil {
+		return c, err
+	}
+	if c.UsageRetentionDays, err = strconv.Atoi(*v["SYNCPLANE_USAGE_RETENTION_DAYS"]); err != nil || c.UsageRetentionDays < 1 {
+		return c, fmt.Errorf("SYNCPLANE_USAGE_RETENTION_DAYS: want a positive number of days, got %q", *v["SYNCPLANE_USAGE_RETENTION_DAYS"])
 	}
 	c.Plans = tenant.DefaultPlans()
 	if doc := *v["SYNCPLANE_PLANS"]; doc != "" {

@@ -64,6 +64,7 @@ type app struct {
 	cache    *tenant.Cache
 	gateway  *server.Gateway
 	limiter  *server.RateLimiter
+	meter    *tenant.Meter
 	sync     *syncx.Handler
 	engine   *gin.Engine
 	registry *prometheus.Registry
@@ -117,7 +118,17 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		defer a.wg.Done()
 		a.limiter.Run(bg)
 	}()
-	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Log: log}
+	a.meter = tenant.NewMeter(a.store)
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.meter.Run(bg, cfg.UsageFlushInterval)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.sampleUsage(bg)
+	}()
+	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Usage: a.meter, Log: log}
 	if cfg.JWKSAllowPrivate {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())
 	}
@@ -258,4 +269,21 @@ func replicaID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// sampleUsage samples storage and active devices every few minutes (on one
+// replica at a time) and applies usage retention.
+func (a *app) sampleUsage(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := a.store.SampleUsage(ctx, time.Duration(a.cfg.UsageRetentionDays)*24*time.Hour); err != nil && ctx.Err() == nil {
+			a.log.Warn("usage sampling failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

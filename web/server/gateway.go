@@ -36,7 +36,14 @@ type GatewayOptions struct {
 	VerifierOptions []VerifierOption
 	// Limiter, when set, enforces each tenant's request rate quota.
 	Limiter *RateLimiter
-	Log     *slog.Logger
+	// Usage, when set, meters every request that reached a tenant.
+	Usage UsageRecorder
+	Log   *slog.Logger
+}
+
+// UsageRecorder meters requests per tenant; *tenant.Meter implements it.
+type UsageRecorder interface {
+	Request(tenantID int64, endpoint string, bytesIn, bytesOut int64)
 }
 
 // Gateway routes sync traffic to its tenant by API key and verifies the
@@ -161,6 +168,11 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
 		})
 		c.Next()
+		if u := g.opts.Usage; u != nil {
+			// Both entry styles count as the same endpoint.
+			endpoint := strings.TrimPrefix(c.FullPath(), "/k/:apikey")
+			u.Request(rt.Tenant.ID, c.Request.Method+" "+endpoint, c.Request.ContentLength, int64(c.Writer.Size()))
+		}
 	}
 }
 
