@@ -17,7 +17,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(gofmt vet test)
+STEPS=(gofmt vet test browser)
 
 if [[ -x /usr/local/go/bin/go && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
 	PATH="/usr/local/go/bin:$PATH"
@@ -92,6 +92,23 @@ step_vet() {
 step_test() {
 	ensure_test_db
 	go test ./... -count=1 -timeout 15m "$@"
+}
+
+# step_browser drives the console in headless Chromium (Debian's chromium,
+# installed here when missing) through chromedp; screenshots of each step go
+# to .syncplane/artifacts/browser/. Extra go test arguments are not passed.
+step_browser() {
+	ensure_test_db
+	if ! command -v chromium >/dev/null 2>&1; then
+		echo "installing Debian's chromium for the browser tests"
+		local sudo=""
+		if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+		{ $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; } ||
+			die "cannot install chromium; install it, or skip this step with SYNCPLANE_TEST_SKIP=browser"
+	fi
+	mkdir -p .syncplane/artifacts
+	SYNCPLANE_BROWSER_TESTS=1 SYNCPLANE_ARTIFACTS="$PWD/.syncplane/artifacts" \
+		go test ./admin/ -run '^TestBrowser' -count=1 -timeout 10m -v
 }
 
 # --- main -------------------------------------------------------------------
