@@ -30,7 +30,7 @@ type proc struct {
 
 func startServe(t *testing.T, addr string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--http-addr", addr, "--metrics-addr", "", "--auto-migrate", "--log-level", "warn")
+	cmd := exec.Command(os.Args[0], "serve", "--http-addr", addr, "--metrics-addr", "", "--auto-migrate", "--log-level", "warn", "--db-max-conns", "6")
 	cmd.Env = append(os.Environ(), "SYNCPLANE_TEST_AS_BINARY=1", "SYNCPLANE_DATABASE_URL="+tenanttest.DatabaseURL(t))
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
