@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,7 +37,7 @@ type bundleHasher struct {
 	schema string
 	seq    int64
 	n      int
-	buf    bytes.Buffer
+	buf    []byte
 }
 
 func newBundleHasher(schema string, bundleSeq int64) *bundleHasher {
@@ -47,31 +46,42 @@ func newBundleHasher(schema string, bundleSeq int64) *bundleHasher {
 	return b
 }
 
-// add appends row number b.n (its row_ordinal).
+// add appends row number b.n (its row_ordinal). The object's members are
+// written in their sorted order: key, op, payload, row_ordinal,
+// row_version, schema, table.
 func (b *bundleHasher) add(r hashRow) error {
-	var payload any
-	if r.Op != opDelete && r.Payload != nil {
-		if err := json.Unmarshal(r.Payload, &payload); err != nil {
-			return fmt.Errorf("decode payload of %s %s: %w", r.Table, r.KeyText, err)
+	buf := b.buf[:0]
+	if b.n > 0 {
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `{"key":{`...)
+	buf = appendString(buf, r.KeyCol)
+	buf = append(buf, ':')
+	buf = appendString(buf, r.KeyText)
+	buf = append(buf, `},"op":`...)
+	buf = appendString(buf, r.Op)
+	buf = append(buf, `,"payload":`...)
+	if r.Op == opDelete || r.Payload == nil {
+		buf = append(buf, "null"...)
+	} else {
+		var err error
+		var rest []byte
+		buf, rest, err = appendCanonical(buf, r.Payload)
+		if err != nil || len(skipSpace(rest)) != 0 {
+			return fmt.Errorf("canonicalize payload of %s %s: %v", r.Table, r.KeyText, err)
 		}
 	}
-	obj := map[string]any{
-		"key":         map[string]any{r.KeyCol: r.KeyText},
-		"op":          r.Op,
-		"payload":     payload,
-		"row_ordinal": float64(b.n),
-		"row_version": float64(b.seq),
-		"schema":      b.schema,
-		"table":       r.Table,
-	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("encode bundle row: %w", err)
-	}
-	if b.n > 0 {
-		b.h.Write([]byte{','})
-	}
-	b.h.Write(out)
+	buf = append(buf, `,"row_ordinal":`...)
+	buf = appendFloat(buf, float64(b.n))
+	buf = append(buf, `,"row_version":`...)
+	buf = appendFloat(buf, float64(b.seq))
+	buf = append(buf, `,"schema":`...)
+	buf = appendString(buf, b.schema)
+	buf = append(buf, `,"table":`...)
+	buf = appendString(buf, r.Table)
+	buf = append(buf, '}')
+	b.h.Write(buf)
+	b.buf = buf
 	b.n++
 	return nil
 }

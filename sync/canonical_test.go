@@ -43,3 +43,21 @@ func TestBundleHashMatchesSpecForm(t *testing.T) {
 	sum := sha256.Sum256([]byte(want))
 	require.Equal(t, hex.EncodeToString(sum[:]), b.sum())
 }
+
+// FuzzCanonical checks the streaming canonicalizer against encoding/json.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[true,false,null]}`, `"Tom & Jerry <x>"`, "\"\u2028\"", `1e21`, `1e-7`, `-0`,
+		`{"a":{"z":1,"y":[1.5e300,-2.5e-300]},"a":2}`, `"\ud800"`, `"\u00e9\\n"`, `[]`, `{}`, `123456789012345678901234567890`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, err := CanonicalJSON(data)
+		if err != nil {
+			return
+		}
+		got, rest, err := appendCanonical(nil, data)
+		require.NoError(t, err)
+		require.Empty(t, skipSpace(rest))
+		require.Equal(t, string(want), string(got))
+	})
+}

@@ -58,16 +58,15 @@ WITH c AS (
     DELETE FROM %[1]s WHERE txid = pg_current_xact_id()
     RETURNING seq, table_name, key_text, op, payload
 ), k AS (
-    SELECT table_name, key_text, min(seq) AS first_seq,
-           (array_agg(op ORDER BY seq))[1] AS first_op,
-           (array_agg(op ORDER BY seq DESC))[1] AS last_op,
-           (array_agg(payload ORDER BY seq DESC))[1] AS payload
-    FROM c GROUP BY table_name, key_text
+    -- One sort: every window shares partition and order.
+    SELECT table_name, key_text, op AS last_op, payload,
+           first_value(op) OVER w AS first_op, first_value(seq) OVER w AS first_seq, lead(seq) OVER w AS next_seq
+    FROM c WINDOW w AS (PARTITION BY table_name, key_text ORDER BY seq)
 ), o AS MATERIALIZED (
     SELECT (row_number() OVER (ORDER BY first_seq) - 1)::integer AS row_ordinal, table_name, key_text,
            CASE WHEN last_op = 'D' THEN 'DELETE' WHEN first_op = 'I' THEN 'INSERT' ELSE 'UPDATE' END AS op,
            CASE WHEN last_op = 'D' THEN NULL ELSE payload END AS payload
-    FROM k WHERE NOT (first_op = 'I' AND last_op = 'D')
+    FROM k WHERE next_seq IS NULL AND NOT (first_op = 'I' AND last_op = 'D')
 ), br AS (
     INSERT INTO %[2]s (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload)
     SELECT $1, $2, row_ordinal, table_name, key_text, op, payload FROM o

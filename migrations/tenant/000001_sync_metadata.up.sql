@@ -147,7 +147,7 @@ CREATE TABLE _sync_snapshot_row (
 -- bound transaction; the committing code collapses them into a bundle and
 -- deletes them before commit. Unlogged: rows never outlive their transaction.
 CREATE UNLOGGED TABLE _sync_capture (
-    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
     txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
     table_name text NOT NULL,
     key_text   text NOT NULL,
@@ -217,10 +217,15 @@ BEGIN
     END IF;
 
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', _sync_wire(s.j, bcols)
-        FROM (SELECT to_jsonb(n) AS j, row_number() OVER () AS rn FROM _sync_new n) s
-        ORDER BY s.rn;
+        IF bcols IS NULL THEN
+            INSERT INTO _sync_capture (table_name, key_text, op, payload)
+            SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', s.j - '_sync_scope_id'
+            FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
+        ELSE
+            INSERT INTO _sync_capture (table_name, key_text, op, payload)
+            SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', _sync_wire(s.j, bcols)
+            FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
+        END IF;
     ELSIF TG_OP = 'UPDATE' THEN
         -- A changed key value is a delete of the old key and an insert of the
         -- new one. Hash joins keep this linear in the statement's row count.
@@ -237,9 +242,7 @@ BEGIN
         ORDER BY s.rn;
     ELSE
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, s.k, 'D', NULL
-        FROM (SELECT to_jsonb(o) ->> keycol AS k, row_number() OVER () AS rn FROM _sync_old o) s
-        ORDER BY s.rn;
+        SELECT TG_TABLE_NAME, to_jsonb(o) ->> keycol, 'D', NULL FROM _sync_old o;
     END IF;
     RETURN NULL;
 END
