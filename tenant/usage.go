@@ -2,9 +2,12 @@ package tenant
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -330,4 +333,34 @@ func (s *Store) SampleUsage(ctx context.Context, retention time.Duration) (ran b
 		return false, fmt.Errorf("sample usage: %w", err)
 	}
 	return ran, nil
+}
+
+// WriteUsageCSV writes billing-ready CSV: one row per tenant per hour, with a
+// requests column per endpoint.
+func WriteUsageCSV(w io.Writer, rows []UsageRow) error {
+	cw := csv.NewWriter(w)
+	endpoints := UsageEndpoints(rows)
+	head := []string{"tenant_id", "tenant", "hour", "requests", "bundles_pushed", "rows_pushed", "rows_pulled",
+		"rows_snapshotted", "bytes_in", "bytes_out", "active_devices", "peak_watchers", "storage_bytes"}
+	for _, e := range endpoints {
+		head = append(head, "requests "+e)
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		rec := []string{strconv.FormatInt(r.TenantID, 10), r.Tenant, r.Hour.UTC().Format(time.RFC3339)}
+		for _, v := range []int64{r.Requests, r.BundlesPushed, r.RowsPushed, r.RowsPulled, r.RowsSnapshotted,
+			r.BytesIn, r.BytesOut, r.ActiveDevices, r.PeakWatchers, r.StorageBytes} {
+			rec = append(rec, strconv.FormatInt(v, 10))
+		}
+		for _, e := range endpoints {
+			rec = append(rec, strconv.FormatInt(r.ByEndpoint[e], 10))
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }

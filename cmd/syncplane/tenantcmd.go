@@ -34,6 +34,11 @@ const tenantUsage = `usage: syncplane tenant <command> [arguments] [--database-u
   tables apply <slug> --file definition.json|yaml [--allow-breaking] [--dry-run] [--yes]
   tables show <slug> [--version N]
   tables versions <slug>
+  quota show <slug>
+  quota set <slug> [--plan P] [--requests-per-second N] [--request-burst N] [--max-active-devices N]
+                   [--max-rows N] [--max-storage-bytes N] [--max-bundle-bytes N] [--max-rows-per-chunk N]
+                   [--max-watchers N]      (0 = unlimited; -1 = back to the plan's value)
+  usage [<slug>] [--from 2026-11-01] [--to 2026-12-01] [--format csv|json]
 `
 
 // cli is one invocation of an operator command.
@@ -79,7 +84,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	name := args[0]
 	rest := args[1:]
-	if (name == "key" || name == "auth" || name == "tables") && len(rest) > 0 {
+	if (name == "key" || name == "auth" || name == "tables" || name == "quota") && len(rest) > 0 {
 		name += " " + rest[0]
 		rest = rest[1:]
 	}
@@ -528,6 +533,127 @@ var tenantCommands = map[string]tenantCommand{
 			return tw.Flush()
 		}
 	},
+}
+
+func init() {
+	tenantCommands["quota show"] = func(fs *flag.FlagSet) func(*cli, []string) error {
+		return func(c *cli, pos []string) error {
+			if err := wantArgs(pos, "<slug>"); err != nil {
+				return err
+			}
+			t, err := c.tenant(pos[0])
+			if err != nil {
+				return err
+			}
+			q, err := c.store.Quota(c.ctx, t, c.store.Plans())
+			if err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(q.Limits, "", "  ")
+			o, _ := json.Marshal(q.Override)
+			fmt.Fprintf(c.out, "plan %s, overrides %s\neffective limits (0 = unlimited):\n%s\n", q.Plan, o, b)
+			return nil
+		}
+	}
+	tenantCommands["quota set"] = func(fs *flag.FlagSet) func(*cli, []string) error {
+		plan := fs.String("plan", "", "switch the tenant to this plan")
+		ints := map[string]*int64{}
+		for _, name := range []string{"request-burst", "max-active-devices", "max-rows", "max-storage-bytes",
+			"max-bundle-bytes", "max-rows-per-chunk", "max-watchers"} {
+			ints[name] = fs.Int64(name, -2, "override; 0 = unlimited, -1 = the plan's value")
+		}
+		rps := fs.Float64("requests-per-second", -2, "override; 0 = unlimited, -1 = the plan's value")
+		return func(c *cli, pos []string) error {
+			if err := wantArgs(pos, "<slug>"); err != nil {
+				return err
+			}
+			t, err := c.tenant(pos[0])
+			if err != nil {
+				return err
+			}
+			q, err := c.store.Quota(c.ctx, t, c.store.Plans())
+			if err != nil {
+				return err
+			}
+			o := q.Override
+			var bad error
+			fs.Visit(func(f *flag.Flag) {
+				v, err := strconv.ParseFloat(f.Value.String(), 64)
+				if f.Name != "plan" && (err != nil || v < -1) && bad == nil {
+					bad = &tenant.ValidationError{Field: f.Name, Message: f.Name + " must be 0 (unlimited) or positive, or -1 for the plan's value"}
+				}
+			})
+			if bad != nil {
+				return bad
+			}
+			pick := func(dst **int64, flag string) {
+				switch v := *ints[flag]; {
+				case v == -1:
+					*dst = nil
+				case v >= 0:
+					*dst = &v
+				}
+			}
+			pick(&o.RequestBurst, "request-burst")
+			pick(&o.MaxActiveDevices, "max-active-devices")
+			pick(&o.MaxRows, "max-rows")
+			pick(&o.MaxStorageBytes, "max-storage-bytes")
+			pick(&o.MaxBundleBytes, "max-bundle-bytes")
+			pick(&o.MaxRowsPerChunk, "max-rows-per-chunk")
+			pick(&o.MaxWatchers, "max-watchers")
+			switch v := *rps; {
+			case v == -1:
+				o.RequestsPerSecond = nil
+			case v >= 0:
+				o.RequestsPerSecond = &v
+			}
+			if err := c.store.SetQuota(c.ctx, t.ID, *plan, o, c.store.Plans(), c.actor); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "quotas of %s updated; every replica applies them within a second\n", t.Slug)
+			return nil
+		}
+	}
+	tenantCommands["usage"] = func(fs *flag.FlagSet) func(*cli, []string) error {
+		now := time.Now().UTC()
+		from := fs.String("from", now.AddDate(0, 0, -30).Format(time.DateOnly), "first day (UTC), inclusive")
+		to := fs.String("to", now.AddDate(0, 0, 1).Format(time.DateOnly), "last day (UTC), exclusive")
+		format := fs.String("format", "csv", "csv or json")
+		return func(c *cli, pos []string) error {
+			if len(pos) > 1 {
+				return usageError("want at most one tenant slug")
+			}
+			var id int64
+			if len(pos) == 1 {
+				t, err := c.tenant(pos[0])
+				if err != nil {
+					return err
+				}
+				id = t.ID
+			}
+			f, err := time.Parse(time.DateOnly, *from)
+			if err != nil {
+				return usageError("--from must be a date like 2026-11-01")
+			}
+			tt, err := time.Parse(time.DateOnly, *to)
+			if err != nil {
+				return usageError("--to must be a date like 2026-12-01")
+			}
+			rows, err := c.store.Usage(c.ctx, id, f, tt)
+			if err != nil {
+				return err
+			}
+			switch *format {
+			case "json":
+				enc := json.NewEncoder(c.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			case "csv":
+				return tenant.WriteUsageCSV(c.out, rows)
+			}
+			return usageError("--format must be csv or json")
+		}
+	}
 }
 
 func stateCommand(state tenant.State) tenantCommand {
