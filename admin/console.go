@@ -55,6 +55,9 @@ type Options struct {
 	// LoginLimit is the login attempts allowed per minute per address and
 	// per email; zero means 10.
 	LoginLimit int
+	// SyncData reads tenants' sync metadata; nil means SQL over the
+	// tenant schemas.
+	SyncData SyncData
 }
 
 // Console serves the web console under /console and the management API
@@ -68,6 +71,7 @@ type Console struct {
 	sstore   *sessionStore
 	csrf     func(http.Handler) http.Handler
 	limiter  *loginLimiter
+	sync     SyncData
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -107,7 +111,10 @@ func New(opts Options) (*Console, error) {
 	}
 	c := &Console{opts: opts, store: opts.Store, accounts: NewAccounts(opts.Pool), policy: policy,
 		sstore: &sessionStore{db: opts.Pool}, log: opts.Log, now: time.Now,
-		limiter: newLoginLimiter(opts.LoginLimit, time.Minute)}
+		limiter: newLoginLimiter(opts.LoginLimit, time.Minute), sync: opts.SyncData}
+	if c.sync == nil {
+		c.sync = &pgSyncData{store: opts.Store}
+	}
 	sm := scs.New()
 	sm.Store = c.sstore
 	sm.Lifetime = opts.SessionLifetime

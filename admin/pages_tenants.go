@@ -46,6 +46,8 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 
 	t.GET("/audit", can(ActAuditRead), c.page(c.auditPage))
 	t.GET("/devices", can(ActDevicesRead), c.page(c.devicesPage))
+	t.POST("/devices/retire", can(ActDevicesWrite), c.page(c.deviceRetire))
+	t.GET("/data", can(ActDevicesRead), c.page(c.dataPage))
 }
 
 // tenantPage is the shell props of a page inside the request's tenant.
@@ -156,6 +158,17 @@ func (c *Console) tenantOverview(gc *gin.Context) error {
 		v.TableVersion, v.Tables = cur.Version, len(cur.Schema.Tables())
 	} else if !errors.Is(err, tenant.ErrNoDefinition) && !errors.Is(err, tenant.ErrNotFound) {
 		return err
+	}
+	if u, err := c.sync.Usage(ctx, a.Tenant, 14, c.now()); err != nil {
+		c.log.WarnContext(ctx, "read tenant usage", "tenant", string(a.Tenant.Slug), "err", err)
+		v.UsageError = "Usage is unavailable right now."
+	} else {
+		v.ActiveToday, v.Devices, v.Storage = u.ActiveToday, u.Devices, humanBytes(u.StorageBytes)
+		for _, d := range u.Days {
+			label := d.Day.Format("02")
+			v.BundleBars = append(v.BundleBars, components.Bar{Label: label, Value: d.Bundles})
+			v.RowBars = append(v.RowBars, components.Bar{Label: label, Value: d.Rows})
+		}
 	}
 	return c.render(gc, http.StatusOK, tenants.Overview(v))
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/stretchr/testify/require"
+
+	"github.com/syncplane/syncplane/tenant/tenanttest"
 )
 
 type goquerySelection = goquery.Selection
@@ -26,3 +28,5 @@ func mustAccountID(t *testing.T, h *harness, email string) int64 {
 	require.NoError(t, err)
 	return a.ID
 }
+
+var testActor = tenanttest.Actor

@@ -38,6 +38,7 @@ func (t *TenantNav) Items() []NavItem {
 		{"auth", "End-user auth", base + "/auth"},
 		{"tables", "Tables", base + "/tables"},
 		{"devices", "Devices", base + "/devices"},
+		{"data", "Data", base + "/data"},
 		{"members", "Members", base + "/members"},
 		{"audit", "Audit log", base + "/audit"},
 		{"settings", "Settings", base + "/settings"},

@@ -45,6 +45,13 @@ type OverviewView struct {
 	Tables        int
 	AuthMode      string
 	GatewayPrefix string // e.g. "http://localhost:8080/k/"
+	// Usage; UsageError is set when the sync metadata could not be read.
+	ActiveToday int
+	Devices     int
+	Storage     string
+	BundleBars  []components.Bar
+	RowBars     []components.Bar
+	UsageError  string
 }
 
 // SettingsView is a tenant's settings page.

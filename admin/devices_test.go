@@ -1,0 +1,88 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// seedSync writes sync metadata as the sync engine would after a device of
+// user "alice" pushed one bundle.
+func seedSync(t *testing.T, h *harness, slug string) {
+	t.Helper()
+	tn, err := h.store.Tenant(context.Background(), slug)
+	require.NoError(t, err)
+	pool, err := h.store.PoolFor(tn)
+	require.NoError(t, err)
+	id := func(table string) string { return pgx.Identifier{tn.SchemaName(), table}.Sanitize() }
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO ` + id("_sync_scope") + ` (user_id, state, latest_bundle_seq) VALUES ('alice', 'INITIALIZED', 1)`,
+		`INSERT INTO ` + id("_sync_source") + ` (user_id, source_id, state, max_source_bundle_id, bundles_pushed) VALUES ('alice', 'dev-a1', 'active', 1, 1)`,
+		`INSERT INTO ` + id("_sync_source") + ` (user_id, source_id, state) VALUES ('bob', 'dev-b1', 'active')`,
+		`INSERT INTO ` + id("_sync_bundle") + ` (user_id, bundle_seq, source_id, source_bundle_id, row_count, bundle_hash) VALUES ('alice', 1, 'dev-a1', 1, 2, 'h')`,
+		`INSERT INTO ` + id("_sync_bundle_row") + ` (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload) VALUES
+			('alice', 1, 0, 'notes', 'n1', 'INSERT', '{"id":"n1"}'), ('alice', 1, 1, 'notes', 'n2', 'INSERT', '{"id":"n2"}')`,
+	} {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+}
+
+func TestDevicesDataOverview(t *testing.T) {
+	h := newHarness(t)
+	owner := h.signup()
+	slug := owner.newTenant("devices")
+	base := "/console/t/" + slug
+
+	p := owner.get(base + "/devices")
+	require.Equal(t, 1, p.testid("devices-empty").Length())
+	p = owner.get(base + "/data")
+	require.Equal(t, 1, p.testid("data-empty").Length())
+
+	seedSync(t, h, slug)
+	p = owner.get(base + "/devices")
+	require.Equal(t, 2, p.testid("device-row").Length())
+	p = owner.get(base + "/devices?user=ali")
+	require.Equal(t, 1, p.testid("device-row").Length())
+	require.Equal(t, "dev-a1", p.text("device-source"))
+
+	// A viewer sees devices but cannot retire them.
+	viewer := h.signup()
+	require.NoError(t, h.console.Accounts().AddMember(context.Background(), mustTenantID(t, h, slug),
+		mustAccountID(t, h, viewer.Email), "viewer", testActor))
+	p = viewer.get(base + "/devices")
+	require.Equal(t, 0, p.testid("device-retire").Length())
+	require.Equal(t, http.StatusForbidden, viewer.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"dev-a1"}}).Status)
+
+	p = owner.get(base + "/devices?user=alice")
+	p = owner.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"dev-a1"}})
+	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+	p = owner.get(base + "/devices?user=alice")
+	require.Equal(t, "retired", p.text("device-state"))
+	require.Equal(t, http.StatusNotFound, owner.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"nope"}}).Status)
+	require.Equal(t, 1, owner.get(base+"/audit?action=device.retire").testid("audit-row").Length())
+
+	// Data inspector: users, bundle timeline with rows.
+	p = owner.get(base + "/data")
+	require.Contains(t, p.text("data-users"), "alice")
+	p = owner.get(base + "/data?user=alice")
+	require.Equal(t, 1, p.testid("bundle-row").Length())
+	require.Contains(t, p.text("bundles"), "notes/n2")
+
+	// Overview: usage figures and charts.
+	p = owner.get(base)
+	require.Equal(t, "2", p.text("active-today"))
+	require.Equal(t, "1", p.text("devices-count"))
+	require.Equal(t, 1, p.testid("chart-bundles").Length())
+	require.Equal(t, 14, p.testid("chart-rows").Find("rect").Length())
+
+	// Another tenant's member sees none of it.
+	other := h.signup()
+	require.Equal(t, http.StatusNotFound, other.get(base+"/devices").Status)
+	require.Equal(t, http.StatusNotFound, other.get(base+"/data?user=alice").Status)
+}
