@@ -8,6 +8,8 @@
 #   SYNCPLANE_TEST_DATABASE_URL  use this PostgreSQL instead of starting a
 #                                private cluster in .syncplane/testpg
 #   SYNCPLANE_TEST_SKIP          comma-separated steps to skip, e.g. "vet,browser"
+#   SYNCPLANE_HELM               helm binary for step helm (default: helm
+#                                $HELM_VERSION, built once into .syncplane/bin)
 #
 # Examples:
 #   ./scripts/test.sh
@@ -17,7 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(gofmt vet test browser)
+STEPS=(gofmt vet test browser helm promtool scrape)
 
 if [[ -x /usr/local/go/bin/go && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
 	PATH="/usr/local/go/bin:$PATH"
@@ -109,6 +111,92 @@ step_browser() {
 	mkdir -p .syncplane/artifacts
 	SYNCPLANE_BROWSER_TESTS=1 SYNCPLANE_ARTIFACTS="$PWD/.syncplane/artifacts" \
 		go test ./admin/ -run '^TestBrowser' -count=1 -timeout 10m -v
+}
+
+# --- operations: helm chart, alert rules, a real Prometheus scrape ----------
+
+# The newest Helm 3 the Go module proxy serves (go list -m -versions helm.sh/helm/v3).
+HELM_VERSION=v3.22.0
+TOOLS_BIN="$PWD/.syncplane/bin"
+
+# ensure_helm sets HELM, building the pinned helm into .syncplane/bin the
+# first time (about a minute; cached afterwards). The ldflags are those of
+# Helm's Makefile: without them helm assumes Kubernetes 1.20.
+ensure_helm() {
+	if [[ -n "${SYNCPLANE_HELM:-}" ]]; then
+		HELM=$SYNCPLANE_HELM
+		return 0
+	fi
+	HELM="$TOOLS_BIN/helm"
+	if [[ -x "$HELM" && "$("$HELM" version --template '{{.Version}}' 2>/dev/null)" == "$HELM_VERSION" ]]; then
+		return 0
+	fi
+	echo "building helm $HELM_VERSION into $TOOLS_BIN"
+	mkdir -p "$TOOLS_BIN"
+	# Helm's Makefile derives the Kubernetes version from its client-go (v0.N → 1.N).
+	local pkg=helm.sh/helm/v3 tmp gomod k8s_minor
+	tmp=$(mktemp -d) # outside our module, so go.mod stays untouched
+	gomod=$(cd "$tmp" && go mod download -json "$pkg@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+	rm -rf "$tmp"
+	k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" 2>/dev/null | head -1)
+	GOBIN="$TOOLS_BIN" go install -ldflags "-X $pkg/internal/version.version=$HELM_VERSION \
+		-X $pkg/internal/version.gitTreeState=clean \
+		-X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=${k8s_minor:-33} \
+		-X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=${k8s_minor:-33}" \
+		"$pkg/cmd/helm@$HELM_VERSION" ||
+		die "cannot build helm $HELM_VERSION; set SYNCPLANE_HELM to a helm binary, or skip with SYNCPLANE_TEST_SKIP=helm"
+}
+
+# ensure_prometheus installs Debian's prometheus package (prometheus and
+# promtool) when missing, without letting it start its own service.
+ensure_prometheus() {
+	if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+		return 0
+	fi
+	echo "installing Debian's prometheus for promtool and the scrape test"
+	local sudo="" policy=/usr/sbin/policy-rc.d made_policy="" rc=0
+	if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+	# invoke-rc.d and deb-systemd-invoke start no service while policy-rc.d says 101.
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && made_policy=1
+	fi
+	{ $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || rc=$?
+	if [[ -n $made_policy ]]; then $sudo rm -f "$policy"; fi
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+		$sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	[[ $rc -eq 0 ]] || die "cannot install prometheus; install it, or skip with SYNCPLANE_TEST_SKIP=promtool,scrape"
+}
+
+# step_helm: helm lint --strict and helm template with the default values
+# and every example in charts/syncplane/ci, then the Go tests that parse the
+# rendered manifests. Extra go test arguments are not passed.
+step_helm() {
+	ensure_helm
+	local chart=charts/syncplane f
+	for f in "" "$chart"/ci/*.yaml; do
+		echo "helm lint/template ${f:-(default values)}"
+		"$HELM" lint --strict "$chart" ${f:+-f "$f"} >/dev/null || "$HELM" lint --strict "$chart" ${f:+-f "$f"}
+		"$HELM" template syncplane "$chart" ${f:+-f "$f"} >/dev/null
+	done
+	SYNCPLANE_HELM="$HELM" go test ./cmd/syncplane -run '^(TestChart|TestValuesKey|TestDashboard)' -count=1
+}
+
+# step_promtool: the alert rules are valid and every rule's unit tests (one
+# firing, one quiet case) pass; promtool lints the metrics exposition.
+step_promtool() {
+	ensure_prometheus
+	promtool check rules charts/syncplane/files/alerts.yaml
+	promtool test rules ops/prometheus/alerts_test.yaml
+	go test ./web/server -run '^TestExpositionPassesPromtool$' -count=1
+}
+
+# step_scrape: a built `syncplane serve` scraped by a real Prometheus
+# (cmd/syncplane/scrape_ops_test.go), about 15 seconds.
+step_scrape() {
+	ensure_test_db
+	ensure_prometheus
+	SYNCPLANE_SCRAPE_TEST=1 go test ./cmd/syncplane -run '^TestRealScrape$' -count=1 -timeout 5m -v
 }
 
 # --- main -------------------------------------------------------------------
