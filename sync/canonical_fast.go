@@ -246,3 +246,106 @@ func appendFloat(dst []byte, f float64) []byte {
 	}
 	return dst
 }
+
+// forEachMember calls fn for each member of the JSON object raw, with the
+// member's decoded name and raw value. raw must be valid JSON (it comes from
+// a json.RawMessage); it reports false when raw is not an object.
+func forEachMember(raw []byte, fn func(key string, val []byte) bool) bool {
+	in := skipSpace(raw)
+	if len(in) == 0 || in[0] != '{' {
+		return false
+	}
+	in = skipSpace(in[1:])
+	if len(in) > 0 && in[0] == '}' {
+		return true
+	}
+	for {
+		in = skipSpace(in)
+		k, rest, err := scanString(in)
+		if err != nil {
+			return false
+		}
+		in = skipSpace(rest)
+		if len(in) == 0 || in[0] != ':' {
+			return false
+		}
+		in = skipSpace(in[1:])
+		n := valueLen(in)
+		if n <= 0 {
+			return false
+		}
+		if !fn(k, in[:n]) {
+			return true
+		}
+		in = skipSpace(in[n:])
+		if len(in) == 0 {
+			return false
+		}
+		if in[0] == '}' {
+			return true
+		}
+		if in[0] != ',' {
+			return false
+		}
+		in = in[1:]
+	}
+}
+
+// valueLen is the length of the valid JSON value at the start of in.
+func valueLen(in []byte) int {
+	if len(in) == 0 {
+		return 0
+	}
+	switch c := in[0]; {
+	case c == '"':
+		for i := 1; i < len(in); i++ {
+			switch in[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return 0
+	case c == '{' || c == '[':
+		depth := 0
+		for i := 0; i < len(in); i++ {
+			switch in[i] {
+			case '"':
+				n := valueLen(in[i:])
+				if n == 0 {
+					return 0
+				}
+				i += n - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return 0
+	default:
+		i := 0
+		for i < len(in) && (isNumberByte(in[i]) || in[i] >= 'a' && in[i] <= 'z') {
+			i++
+		}
+		return i
+	}
+}
+
+// isName reports whether s matches ^[a-z0-9_]+$.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

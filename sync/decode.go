@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,8 +22,6 @@ const (
 
 	scopeColumn = "_sync_scope_id"
 )
-
-var namePattern = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 // pushRowWire is a push row as sent (OpenAPI PushRequestRow).
 type pushRowWire struct {
@@ -104,10 +101,10 @@ func normalizeTarget(schema, table, wireSchema string, cat *catalog) (*catTable,
 	if schema == "" {
 		schema = "public"
 	}
-	if !namePattern.MatchString(schema) {
+	if !isName(schema) {
 		return nil, invalidChunk("invalid schema name %q", schema)
 	}
-	if !namePattern.MatchString(table) {
+	if !isName(table) {
 		return nil, invalidChunk("invalid table name %q", table)
 	}
 	t, ok := cat.byName[table]
@@ -119,22 +116,36 @@ func normalizeTarget(schema, table, wireSchema string, cat *catalog) (*catTable,
 
 // parseKey checks a row key object (protocol 5.2) and returns the key text.
 func parseKey(raw json.RawMessage, schema string, t *catTable) (string, *chunkError) {
-	var key map[string]json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &key) != nil || key == nil {
+	var v []byte
+	found := false
+	if len(raw) == 0 || !forEachMember(raw, func(k string, val []byte) bool {
+		if k == t.keyCol {
+			v, found = val, true // later duplicates win, as with a map
+		}
+		return true
+	}) {
 		return "", invalidChunk("row key for %s.%s must be a JSON object", schema, t.name)
 	}
-	v, ok := key[t.keyCol]
-	if !ok {
+	if !found {
 		return "", invalidChunk("row key for %s.%s must include %q", schema, t.name, t.keyCol)
 	}
-	var s string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	s, ok := jsonString(v)
+	if !ok {
 		return "", invalidChunk("row key %s.%s.%s must be a string", schema, t.name, t.keyCol)
 	}
 	if t.keyUUID && !isCanonicalUUID(s) {
 		return "", invalidChunk("row key %s.%s.%s must use canonical dashed lowercase UUID text", schema, t.name, t.keyCol)
 	}
 	return s, nil
+}
+
+// jsonString decodes a raw JSON string value.
+func jsonString(v []byte) (string, bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	s, rest, err := scanString(v)
+	return s, err == nil && len(skipSpace(rest)) == 0
 }
 
 // isCanonicalUUID reports whether s is 36-character dashed lowercase hex.
@@ -203,63 +214,87 @@ func validateRow(w *pushRowWire, wireSchema string, cat *catalog) (stagedRow, *c
 // returns it in apply form: lowercase member names, the key column present,
 // bytea values as PostgreSQL hex text, every other value byte-exact.
 func normalizePayload(raw json.RawMessage, s string, t *catTable, keyText string) ([]byte, string, *chunkError) {
-	if raw[0] != '{' {
-		return nil, "", invalidChunk("payload for %s.%s must be a JSON object", s, t.name)
+	type kv struct {
+		name string
+		val  []byte
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return nil, "", invalidChunk("payload for %s.%s must be a JSON object", s, t.name)
-	}
-	vals := make(map[string]json.RawMessage, len(obj)+1)
-	for name, v := range obj {
-		lc := strings.ToLower(name)
+	vals := make([]kv, 0, len(t.colList)+1)
+	var cerr *chunkError
+	ok := forEachMember(raw, func(name string, v []byte) bool {
+		lc := name
+		if !isName(lc) {
+			lc = strings.ToLower(name)
+		}
 		if lc == scopeColumn {
-			return nil, "", invalidChunk("payload for %s.%s must not include hidden scope column %q", s, t.name, scopeColumn)
+			cerr = invalidChunk("payload for %s.%s must not include hidden scope column %q", s, t.name, scopeColumn)
+			return false
 		}
-		if !namePattern.MatchString(lc) {
-			return nil, "", invalidChunk("payload for %s.%s contains invalid column %q", s, t.name, name)
+		if !isName(lc) {
+			cerr = invalidChunk("payload for %s.%s contains invalid column %q", s, t.name, name)
+			return false
 		}
-		typ, ok := t.cols[lc]
-		if !ok {
-			return nil, "", invalidChunk("payload for %s.%s contains unknown column %q", s, t.name, lc)
+		typ, known := t.cols[lc]
+		if !known {
+			cerr = invalidChunk("payload for %s.%s contains unknown column %q", s, t.name, lc)
+			return false
 		}
-		if _, dup := vals[lc]; dup {
-			return nil, "", invalidChunk("payload for %s.%s contains column %q more than once", s, t.name, lc)
-		}
-		if lc == t.keyCol {
-			var ks string
-			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &ks) != nil || ks != keyText {
-				return nil, "", invalidChunk("payload key %s.%s.%s must match request key", s, t.name, t.keyCol)
+		for _, x := range vals {
+			if x.name == lc {
+				cerr = invalidChunk("payload for %s.%s contains column %q more than once", s, t.name, lc)
+				return false
 			}
 		}
-		nv, cerr := checkValue(v, typ, s, t.name, lc)
-		if cerr != nil {
-			return nil, "", cerr
+		if lc == t.keyCol {
+			if ks, isStr := jsonString(v); !isStr || ks != keyText {
+				cerr = invalidChunk("payload key %s.%s.%s must match request key", s, t.name, t.keyCol)
+				return false
+			}
 		}
-		vals[lc] = nv
+		nv, e := checkValue(v, typ, s, t.name, lc)
+		if e != nil {
+			cerr = e
+			return false
+		}
+		vals = append(vals, kv{lc, nv})
+		return true
+	})
+	if cerr != nil {
+		return nil, "", cerr
 	}
-	if _, ok := vals[t.keyCol]; !ok {
+	if !ok {
+		return nil, "", invalidChunk("payload for %s.%s must be a JSON object", s, t.name)
+	}
+	hasKey := false
+	for _, x := range vals {
+		if x.name == t.keyCol {
+			hasKey = true
+		}
+	}
+	if !hasKey {
 		kb, _ := json.Marshal(keyText)
-		vals[t.keyCol] = kb
+		vals = append(vals, kv{t.keyCol, kb})
 	}
-	names := make([]string, 0, len(vals))
-	for n := range vals {
-		names = append(names, n)
+	sort.Slice(vals, func(i, j int) bool { return vals[i].name < vals[j].name })
+	size := 2
+	for _, x := range vals {
+		size += len(x.name) + len(x.val) + 4
 	}
-	sort.Strings(names)
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, n := range names {
+	b := make([]byte, 0, size)
+	names := make([]byte, 0, 64)
+	b = append(b, '{')
+	for i, x := range vals {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
+			names = append(names, ',')
 		}
-		b.WriteByte('"')
-		b.WriteString(n) // ^[a-z0-9_]+$: needs no escaping
-		b.WriteString(`":`)
-		b.Write(vals[n])
+		b = append(b, '"')
+		b = append(b, x.name...) // ^[a-z0-9_]+$: needs no escaping
+		b = append(b, '"', ':')
+		b = append(b, x.val...)
+		names = append(names, x.name...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), strings.Join(names, ","), nil
+	b = append(b, '}')
+	return b, string(names), nil
 }
 
 // checkValue validates one payload value against its column type and
@@ -292,16 +327,16 @@ func checkValue(v json.RawMessage, typ tenant.ColumnType, s, table, column strin
 			return nil, bad("a finite number")
 		}
 	case tenant.ColumnUUID:
-		var str string
-		if v[0] != '"' || json.Unmarshal(v, &str) != nil {
+		str, isStr := jsonString(v)
+		if !isStr {
 			return nil, bad("a UUID string")
 		}
 		if _, err := uuid.Parse(str); err != nil || strings.HasPrefix(strings.ToLower(str), "urn:") {
 			return nil, bad("a UUID string")
 		}
 	case tenant.ColumnBlob:
-		var str string
-		if v[0] != '"' || json.Unmarshal(v, &str) != nil {
+		str, isStr := jsonString(v)
+		if !isStr {
 			return nil, invalidChunk("payload binary field %s.%s.%s must be a base64 string", s, table, column)
 		}
 		raw, err := base64.StdEncoding.Strict().DecodeString(str)
