@@ -132,7 +132,7 @@ func css(s string) chromedp.CSS { return chromedp.CSS(s) }
 // test a token, define two tables, and read the audit log.
 func TestBrowserJourney(t *testing.T) {
 	b := newBrowser(t)
-	h := newHarness(t)
+	h := newHarnessWith(t, mountSync(t))
 	base := h.srv.URL
 	email := randomEmail("browser")
 	slug := tenanttest.RandomSlug("web")
@@ -214,12 +214,38 @@ func TestBrowserJourney(t *testing.T) {
 	)
 	require.Len(t, b.strings(`Array.from(document.querySelectorAll('[data-testid="table-row"]')).map(e => e.textContent)`), 2)
 
+	// A real device syncs through the gateway with the key and the token
+	// the console handed out.
+	source := syncDevice(t, h, slug, base+"/k/"+key, token)
+	b.step("device-appears",
+		chromedp.Click(tid("nav-devices")),
+		chromedp.WaitVisible(tid("device-row")),
+	)
+	require.Equal(t, source, b.text(`[data-testid="device-source"]`))
+	require.Equal(t, "active", b.text(`[data-testid="device-state"]`))
+	b.step("data-inspector",
+		chromedp.Click(tid("nav-data")),
+		chromedp.WaitVisible(tid("data-users")),
+		chromedp.Click(css(`[data-testid="data-users"] a`)),
+		chromedp.WaitVisible(tid("bundles")),
+		chromedp.Click(css(`a[href*="table=users"]`)),
+		chromedp.WaitVisible(tid("data-rows")),
+	)
+	require.Len(t, b.strings(`Array.from(document.querySelectorAll('[data-testid="data-row"]')).map(e => e.textContent)`), 1)
+	b.step("retire-device",
+		chromedp.Click(tid("nav-devices")),
+		chromedp.WaitVisible(tid("device-retire")),
+		chromedp.Click(tid("device-retire")),
+		chromedp.WaitVisible(tid("flash-ok")),
+	)
+	require.Equal(t, "retired", b.text(`[data-testid="device-state"]`))
+
 	b.step("audit",
 		chromedp.Click(tid("nav-audit")),
 		chromedp.WaitVisible(tid("audit")),
 	)
 	actions := b.strings(`Array.from(document.querySelectorAll('[data-testid="audit-action"]')).map(e => e.textContent)`)
-	for _, want := range []string{"tenant.create", "member.add", "key.create", "auth.set", "auth.mint", "tables.apply"} {
+	for _, want := range []string{"tenant.create", "member.add", "key.create", "auth.set", "auth.mint", "tables.apply", "device.retire"} {
 		require.Contains(t, actions, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syncplane/syncplane/admin"
@@ -31,6 +32,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mod ...func(*admin.Options)) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, mod...)
+}
+
+// newHarnessWith also lets mount add routes (e.g. the sync gateway) to the
+// engine.
+func newHarnessWith(t *testing.T, mount func(e *gin.Engine, store *tenant.Store), mod ...func(*admin.Options)) *harness {
+	t.Helper()
 	store := tenanttest.Store(t)
 	opts := admin.Options{Store: store, Pool: store.DB(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PublicURL: "http://console.test", Signup: admin.SignupOpen}
@@ -45,6 +53,9 @@ func newHarness(t *testing.T, mod ...func(*admin.Options)) *harness {
 	require.NoError(t, err)
 	e := server.NewEngine(opts.Log)
 	c.Mount(e)
+	if mount != nil {
+		mount(e, store)
+	}
 	h := &harness{t: t, store: store, console: c, srv: httptest.NewServer(e)}
 	t.Cleanup(h.srv.Close)
 	return h
