@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -47,7 +48,15 @@ func (t *catTable) byteaArray() string {
 	return "'{" + strings.Join(quoted, ",") + "}'::text[]"
 }
 
-var catalogCache gosync.Map // *tenant.Schema -> *catalog
+// catalogCache maps *tenant.Schema to its *catalog. Runtimes reloaded by
+// the gateway bring new Schema values, so the cache is dropped whenever it
+// grows past catalogCacheMax entries; rebuilding a catalog is cheap.
+var (
+	catalogCache     gosync.Map
+	catalogCacheSize atomic.Int64
+)
+
+const catalogCacheMax = 4096
 
 var emptyCatalog = &catalog{byName: map[string]*catTable{}}
 
@@ -72,6 +81,10 @@ func catalogFor(s *tenant.Schema) *catalog {
 		}
 		c.tables = append(c.tables, ct)
 		c.byName[t.Name] = ct
+	}
+	if catalogCacheSize.Add(1) > catalogCacheMax {
+		catalogCache.Clear()
+		catalogCacheSize.Store(1)
 	}
 	actual, _ := catalogCache.LoadOrStore(s, c)
 	return actual.(*catalog)

@@ -202,7 +202,7 @@ type pushSession struct {
 }
 
 const selectSessionSQL = `SELECT user_id, source_id, source_bundle_id, planned_row_count, next_row_ordinal,
-	coalesce(initialization_id::text, ''), expires_at <= now() FROM %s WHERE push_id = $1`
+	coalesce(initialization_id::text, ''), expires_at <= now() FROM %s WHERE push_id = $1 FOR UPDATE`
 
 // checkSession applies the session checks shared by chunk, commit and
 // delete (7.4 step 3): 404, 403, 410.
