@@ -50,6 +50,9 @@ type Account struct {
 	Email     string
 	Operator  bool
 	CreatedAt time.Time
+	// PasswordChangedAt versions the password: a session remembers the
+	// version it signed in with and ends when the password changes.
+	PasswordChangedAt time.Time
 }
 
 // Membership is an account's role in a tenant.
@@ -123,11 +126,12 @@ func ValidatePassword(p string) error {
 	return nil
 }
 
-const accountColumns = `a.id, a.email, a.created_at, EXISTS (SELECT 1 FROM syncplane.platform_operators o WHERE o.account_id = a.id)`
+const accountColumns = `a.id, a.email, a.created_at, a.password_changed_at,
+	EXISTS (SELECT 1 FROM syncplane.platform_operators o WHERE o.account_id = a.id)`
 
 func scanAccount(row pgx.Row) (*Account, error) {
 	var a Account
-	err := row.Scan(&a.ID, &a.Email, &a.CreatedAt, &a.Operator)
+	err := row.Scan(&a.ID, &a.Email, &a.CreatedAt, &a.PasswordChangedAt, &a.Operator)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tenant.ErrNotFound
 	}
@@ -148,8 +152,8 @@ func (s *Accounts) CreateAccount(ctx context.Context, email, password string) (*
 		return nil, err
 	}
 	a := &Account{Email: email}
-	err = s.db.QueryRow(ctx, `INSERT INTO syncplane.accounts (email, password_hash) VALUES ($1, $2) RETURNING id, created_at`,
-		email, hash).Scan(&a.ID, &a.CreatedAt)
+	err = s.db.QueryRow(ctx, `INSERT INTO syncplane.accounts (email, password_hash) VALUES ($1, $2)
+		RETURNING id, created_at, password_changed_at`, email, hash).Scan(&a.ID, &a.CreatedAt, &a.PasswordChangedAt)
 	if isUnique(err) {
 		return nil, ErrEmailTaken
 	}
@@ -187,7 +191,7 @@ func (s *Accounts) Authenticate(ctx context.Context, email, password string) (*A
 
 func scanAccountWithHash(row pgx.Row, hash *string) (*Account, error) {
 	var a Account
-	err := row.Scan(&a.ID, &a.Email, &a.CreatedAt, &a.Operator, hash)
+	err := row.Scan(&a.ID, &a.Email, &a.CreatedAt, &a.PasswordChangedAt, &a.Operator, hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tenant.ErrNotFound
 	}
@@ -212,30 +216,34 @@ func (s *Accounts) AccountByEmail(ctx context.Context, email string) (*Account, 
 	return a, err
 }
 
-// ChangePassword replaces an account's password after checking the current one.
-func (s *Accounts) ChangePassword(ctx context.Context, id int64, current, next string) error {
+// ChangePassword replaces an account's password after checking the current
+// one. Every other session of the account ends (see
+// Account.PasswordChangedAt); the new version is returned.
+func (s *Accounts) ChangePassword(ctx context.Context, id int64, current, next string) (time.Time, error) {
 	var hash string
 	if err := s.db.QueryRow(ctx, `SELECT password_hash FROM syncplane.accounts WHERE id = $1`, id).Scan(&hash); err != nil {
-		return fmt.Errorf("change password: %w", err)
+		return time.Time{}, fmt.Errorf("change password: %w", err)
 	}
 	ok, err := CheckPassword(hash, current)
 	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+		return time.Time{}, fmt.Errorf("change password: %w", err)
 	}
 	if !ok {
-		return &tenant.ValidationError{Field: "current_password", Message: "the current password is wrong"}
+		return time.Time{}, &tenant.ValidationError{Field: "current_password", Message: "the current password is wrong"}
 	}
 	if err := ValidatePassword(next); err != nil {
-		return &tenant.ValidationError{Field: "new_password", Message: err.(*tenant.ValidationError).Message}
+		return time.Time{}, &tenant.ValidationError{Field: "new_password", Message: err.(*tenant.ValidationError).Message}
 	}
 	nh, err := HashPassword(next)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE syncplane.accounts SET password_hash = $2, password_changed_at = now() WHERE id = $1`, id, nh); err != nil {
-		return fmt.Errorf("change password: %w", err)
+	var changed time.Time
+	if err := s.db.QueryRow(ctx, `UPDATE syncplane.accounts SET password_hash = $2, password_changed_at = clock_timestamp()
+		WHERE id = $1 RETURNING password_changed_at`, id, nh).Scan(&changed); err != nil {
+		return time.Time{}, fmt.Errorf("change password: %w", err)
 	}
-	return nil
+	return changed, nil
 }
 
 // SetOperator grants or withdraws the platform operator role.

@@ -312,7 +312,10 @@ func (c *Console) actor(gc *gin.Context) tenant.Actor {
 	return tenant.Actor{Name: name, RemoteAddr: gc.ClientIP()}
 }
 
-const sessionAccountKey = "account_id"
+const (
+	sessionAccountKey  = "account_id"
+	sessionPasswordKey = "password_version"
+)
 
 // loadUser resolves the session's account and stores the per-request
 // values templates read.
@@ -322,6 +325,9 @@ func (c *Console) loadUser(gc *gin.Context) {
 	if id := c.sessions.GetInt64(ctx, sessionAccountKey); id != 0 {
 		a, err := c.accounts.Account(ctx, id)
 		switch {
+		case err == nil && c.sessions.GetInt64(ctx, sessionPasswordKey) != a.PasswordChangedAt.UnixNano():
+			// The password changed since this session signed in.
+			_ = c.sessions.Destroy(ctx)
 		case err == nil:
 			gc.Set(principalKey, &principal{Account: a})
 			req.Email, req.Operator = a.Email, a.Operator

@@ -90,6 +90,7 @@ func (c *Console) startSession(ctx context.Context, a *Account) error {
 		return err
 	}
 	c.sessions.Put(ctx, sessionAccountKey, a.ID)
+	c.sessions.Put(ctx, sessionPasswordKey, a.PasswordChangedAt.UnixNano())
 	return nil
 }
 
@@ -288,7 +289,7 @@ func (c *Console) changePassword(gc *gin.Context) error {
 	if !c.limiter.allow(c.now(), "pw:"+strconv.FormatInt(p.Account.ID, 10)) {
 		return &pageError{http.StatusTooManyRequests, "Slow down", "Too many attempts. Wait a minute and try again."}
 	}
-	err := c.accounts.ChangePassword(ctx, p.Account.ID, gc.PostForm("current_password"), gc.PostForm("new_password"))
+	changed, err := c.accounts.ChangePassword(ctx, p.Account.ID, gc.PostForm("current_password"), gc.PostForm("new_password"))
 	if err != nil {
 		errs := formErrors(err)
 		if errs == nil {
@@ -304,7 +305,8 @@ func (c *Console) changePassword(gc *gin.Context) error {
 	if err := c.sessions.RenewToken(ctx); err != nil {
 		return err
 	}
-	c.flash(gc, "ok", "Your password was changed.")
+	c.sessions.Put(ctx, sessionPasswordKey, changed.UnixNano())
+	c.flash(gc, "ok", "Your password was changed; your other sessions are signed out.")
 	return c.redirect(gc, "/console/account")
 }
 
@@ -347,13 +349,18 @@ func (c *Console) createSignupInvite(gc *gin.Context) error {
 		return errForbidden
 	}
 	tok, _, err := c.accounts.CreateInvitation(gc.Request.Context(), gc.PostForm("email"), 0, "", p.Account.ID, c.actor(gc))
-	if err != nil {
-		if errs := formErrors(err); errs != nil {
-			c.flash(gc, "error", errs["email"])
-			return c.redirect(gc, "/console/account")
-		}
+	errs := formErrors(err)
+	if err != nil && errs == nil {
 		return err
 	}
-	c.flash(gc, "ok", "Sign-up link (send it to the person; valid 7 days): "+c.opts.PublicURL+"/console/invite/"+tok)
-	return c.redirect(gc, "/console/account")
+	v, verr := c.accountView(gc)
+	if verr != nil {
+		return verr
+	}
+	if err != nil {
+		v.Errors = errs
+		return c.render(gc, http.StatusUnprocessableEntity, account.Settings(v))
+	}
+	v.InviteLink = c.opts.PublicURL + "/console/invite/" + tok
+	return c.render(gc, http.StatusOK, account.Settings(v))
 }

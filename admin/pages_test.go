@@ -289,6 +289,21 @@ func TestSignupClosedAndInvite(t *testing.T) {
 	path := strings.TrimPrefix(p.text("invite-link"), "http://console.test")
 	require.NotEmpty(t, path)
 
+	// A platform operator hands out a sign-up-only link.
+	require.NoError(t, h.console.Accounts().SetOperator(context.Background(), mustAccountID(t, h, ownerEmail), true))
+	p = owner.get("/console/account")
+	require.Equal(t, 1, p.testid("operator-invite").Length())
+	soloEmail := randomEmail("solo")
+	p = owner.post("/console/account/invitations", url.Values{"email": {soloEmail}})
+	soloPath := strings.TrimPrefix(p.text("signup-link"), "http://console.test")
+	require.NotEmpty(t, soloPath)
+	solo := h.client()
+	solo.get(soloPath)
+	require.Equal(t, http.StatusSeeOther, solo.post(soloPath+"/signup", url.Values{"password": {"correct horse battery"}}).Status)
+	require.Equal(t, 1, solo.get("/console/tenants").testid("tenants-empty").Length())
+	// Non-operators cannot create sign-up links.
+	require.Equal(t, http.StatusForbidden, solo.post("/console/account/invitations", url.Values{"email": {randomEmail("x")}}).Status)
+
 	p = c.get(path)
 	require.Equal(t, http.StatusOK, p.Status)
 	email, _ := p.Doc.Find(`input[name="email"]`).Attr("value")
@@ -302,6 +317,12 @@ func TestSignupClosedAndInvite(t *testing.T) {
 func TestPasswordChangeAndTokens(t *testing.T) {
 	h := newHarness(t)
 	c := h.signup()
+	// A second session of the same account.
+	other := h.client()
+	other.get("/console/login")
+	require.Equal(t, http.StatusSeeOther, other.post("/console/login", url.Values{"email": {c.Email}, "password": {"correct horse battery"}}).Status)
+	require.Equal(t, http.StatusOK, other.get("/console/tenants").Status)
+
 	c.get("/console/account")
 	p := c.post("/console/account/password", url.Values{"current_password": {"wrong"}, "new_password": {"another long password"}})
 	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
@@ -313,6 +334,9 @@ func TestPasswordChangeAndTokens(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, p.Status)
 	_, err := h.console.Accounts().Authenticate(context.Background(), c.Email, "another long password")
 	require.NoError(t, err)
+	// This session goes on; the other one is signed out.
+	require.Equal(t, http.StatusOK, c.get("/console/tenants").Status)
+	require.Equal(t, http.StatusSeeOther, other.get("/console/tenants").Status)
 
 	p = c.get("/console/account")
 	require.Equal(t, 1, p.testid("tokens-empty").Length())

@@ -40,6 +40,8 @@ type SettingsView struct {
 	Tokens   []Token
 	NewToken string // shown once, right after creation
 	Flashes  []components.Flash
+	// InviteLink is a sign-up invitation an operator just created.
+	InviteLink string
 }
 
 // Token is a personal access token row.
