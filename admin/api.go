@@ -49,6 +49,8 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	t.DELETE("/members/:account", can(ActMembersWrite), c.api(c.apiRemoveMember))
 	t.POST("/invitations", can(ActMembersWrite), c.api(c.apiInvite))
 	t.GET("/audit", can(ActAuditRead), c.api(c.apiAudit))
+	t.GET("/devices", can(ActDevicesRead), c.api(c.apiListDevices))
+	t.POST("/devices/retire", can(ActDevicesWrite), c.api(c.apiRetireDevice))
 }
 
 // apiAuth resolves the bearer token: a personal access token (sp_pat_) or
@@ -534,5 +536,53 @@ func (c *Console) apiAudit(gc *gin.Context) error {
 		out[i] = apiAuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, RemoteAddr: e.RemoteAddr}
 	}
 	gc.JSON(http.StatusOK, gin.H{"entries": out})
+	return nil
+}
+
+type apiDevice struct {
+	UserID        string    `json:"user_id"`
+	SourceID      string    `json:"source_id"`
+	State         string    `json:"state"`
+	FirstSeenAt   time.Time `json:"first_seen_at"`
+	LastSeenAt    time.Time `json:"last_seen_at"`
+	BundlesPushed int64     `json:"bundles_pushed"`
+	ReplacedBy    string    `json:"replaced_by_source_id,omitempty"`
+	RetireReason  string    `json:"retire_reason,omitempty"`
+}
+
+func (c *Console) apiListDevices(gc *gin.Context) error {
+	srcs, err := c.sync.Sources(gc.Request.Context(), accessFrom(gc).Tenant, SourceFilter{User: gc.Query("user")})
+	if err != nil {
+		return err
+	}
+	out := make([]apiDevice, len(srcs))
+	for i, s := range srcs {
+		out[i] = apiDevice{UserID: s.UserID, SourceID: s.SourceID, State: s.State, FirstSeenAt: s.FirstSeen,
+			LastSeenAt: s.LastSeen, BundlesPushed: s.BundlesPushed, ReplacedBy: s.ReplacedBy, RetireReason: s.RetireReason}
+	}
+	gc.JSON(http.StatusOK, gin.H{"devices": out})
+	return nil
+}
+
+func (c *Console) apiRetireDevice(gc *gin.Context) error {
+	var in struct {
+		UserID   string `json:"user_id"`
+		SourceID string `json:"source_id"`
+	}
+	if err := bind(gc, &in); err != nil {
+		return err
+	}
+	a := accessFrom(gc)
+	by := c.actor(gc)
+	changed, err := c.sync.RetireSource(gc.Request.Context(), a.Tenant, in.UserID, in.SourceID, "retired through the API by "+by.Name)
+	if err != nil {
+		return err
+	}
+	if changed {
+		if err := c.auditOnly(gc, a.Tenant.ID, "device.retire", in.UserID+"/"+in.SourceID); err != nil {
+			return err
+		}
+	}
+	gc.Status(http.StatusNoContent)
 	return nil
 }

@@ -204,6 +204,16 @@ func TestManagementAPI(t *testing.T) {
 	pkID := int64(keys[0].(map[string]any)["id"].(float64))
 	require.Equal(t, http.StatusNoContent, api.call(owner, "DELETE", base+"/keys/"+itoa64(pkID), nil).Status)
 
+	// Devices.
+	seedSync(t, h, slug)
+	r = api.call(secret, "GET", base+"/devices?user=alice", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Len(t, r.Body["devices"], 1)
+	require.Equal(t, http.StatusNoContent, api.call(secret, "POST", base+"/devices/retire", map[string]any{"user_id": "alice", "source_id": "dev-a1"}).Status)
+	require.Equal(t, http.StatusNotFound, api.call(secret, "POST", base+"/devices/retire", map[string]any{"user_id": "alice", "source_id": "nope"}).Status)
+	r = api.call(secret, "GET", base+"/devices?user=alice", nil)
+	require.Contains(t, string(r.Raw), `"state":"retired"`)
+
 	r = api.call(owner, "GET", base+"/audit?action=key.create", nil)
 	require.Len(t, r.Body["entries"], 2)
 	require.Equal(t, http.StatusOK, api.call(owner, "POST", base+"/suspend", nil).Status)
