@@ -42,7 +42,7 @@ func testPool(tb testing.TB) *pgxpool.Pool {
 			poolErr = err
 			return
 		}
-		cfg.MaxConns = 40
+		cfg.MaxConns = 20 // the database is shared with other test processes
 		// Unqualified runtime SQL must fail loudly.
 		cfg.ConnConfig.RuntimeParams["search_path"] = ""
 		sharedDB, poolErr = pgxpool.NewWithConfig(context.Background(), cfg)
