@@ -347,3 +347,31 @@ func (c *Client) setState(ctx context.Context, set string, args ...any) error {
 	_, err := c.db.ExecContext(ctx, `UPDATE _sync_state SET `+set+` WHERE id = 1`, args...)
 	return err
 }
+
+// Rows returns every row of a synced table, ordered by sync key (byte
+// order).
+func (c *Client) Rows(ctx context.Context, table string) ([]Row, error) {
+	t, ok := c.byName[table]
+	if !ok {
+		return nil, fmt.Errorf("device: no synced table %q", table)
+	}
+	q := strings.Replace(selectSQL(t), " WHERE "+qi(t.Key.Name)+" = ?", "", 1) + " ORDER BY " + qi(t.Key.Name)
+	rows, err := c.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		vals := make([]any, len(t.Columns))
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, valuesToRow(t, vals))
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,407 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/syncplane/syncplane/sync/device"
+)
+
+// Scenarios returns the suite in run order.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{"fresh-install", freshInstall},
+		{"daily-use", dailyUse},
+		{"multi-device-same-and-different-rows", multiDevice},
+		{"offline-then-reconnect", offlineReconnect},
+		{"conflict-outcomes", conflictOutcomes},
+		{"device-replacement", deviceReplacement},
+		{"app-reinstall", appReinstall},
+		{"user-switch", userSwitch},
+		{"fk-parent-child", fkParentChild},
+		{"column-types", columnTypes},
+		{"watch-wakeup", watchWakeup},
+		{"large-push", largePush},
+		{"history-pruned", func(t *T) {
+			t.Skipf("needs a tenant with a small retained window (covered by sync/device tests)")
+		}},
+		{"server-originated-writes", func(t *T) { t.Skipf("not implemented yet") }},
+		{"two-tenants", func(t *T) { t.Skipf("not implemented yet: run two sims at once against two tenants") }},
+	}
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+const ts = "2026-03-24T18:02:00.123456789Z"
+
+func (t *T) insertUser(d *device.Client, id, name string) {
+	t.Exec(d, `INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)`, id, name, ts)
+}
+
+func (t *T) insertNote(d *device.Client, id, user, title string) {
+	t.Exec(d, `INSERT INTO notes (id, user_id, title, updated_at) VALUES (?, ?, ?, ?)`, id, user, title, ts)
+}
+
+func (t *T) attach(d *device.Client) { t.Must(d.Attach(t.ctx)) }
+func (t *T) sync(ds ...*device.Client) {
+	for _, d := range ds {
+		t.Must(d.Sync(t.ctx))
+	}
+}
+
+func (t *T) count(d *device.Client, q string, args ...any) int {
+	var n int
+	t.Must(d.DB().QueryRowContext(t.ctx, q, args...).Scan(&n))
+	return n
+}
+
+func freshInstall(t *T) {
+	u := t.User("u")
+	a := t.Device(u)
+	uid := newUUID()
+	t.insertUser(a, uid, "first user")
+	for i := 0; i < 10; i++ {
+		t.insertNote(a, newUUID(), uid, fmt.Sprintf("note %d", i))
+	}
+	t.attach(a) // initialize_local: seed push
+	if st, _ := a.State(t.ctx); st.Checkpoint != 1 || st.Dirty+st.Outbox != 0 {
+		t.Fatalf("after the seed push: %+v", st)
+	}
+	b := t.Device(u)
+	t.attach(b) // remote_authoritative: snapshot
+	t.Converged(u, a, b)
+}
+
+func dailyUse(t *T) {
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	t.attach(a)
+	t.attach(b)
+	var ids []string
+	for round := 0; round < 10; round++ {
+		for _, d := range []*device.Client{a, b} {
+			for i := 0; i < 5; i++ {
+				id := newUUID()
+				ids = append(ids, id)
+				t.insertUser(d, id, fmt.Sprintf("r%d", round))
+			}
+			if len(ids) > 8 {
+				t.Exec(d, `UPDATE users SET email = ? WHERE id = ?`, fmt.Sprintf("r%d@example.com", round), ids[mrand.IntN(len(ids)-5)])
+			}
+			t.sync(d)
+		}
+		// Some rows get deleted on the device that has them.
+		if round%3 == 2 {
+			t.sync(a)
+			t.Exec(a, `DELETE FROM users WHERE id = ?`, ids[mrand.IntN(len(ids))])
+			t.sync(a)
+		}
+		t.sync(a, b)
+	}
+	t.Converged(u, a, b)
+}
+
+func multiDevice(t *T) {
+	u := t.User("u")
+	devs := []*device.Client{t.Device(u), t.Device(u), t.Device(u)}
+	shared := newUUID()
+	t.insertUser(devs[0], shared, "shared")
+	for _, d := range devs {
+		t.attach(d)
+	}
+	t.sync(devs...)
+	for i, d := range devs {
+		t.Exec(d, `UPDATE users SET name = ? WHERE id = ?`, fmt.Sprintf("edited by %d", i), shared)
+		t.insertUser(d, newUUID(), fmt.Sprintf("own row of %d", i))
+	}
+	t.sync(devs...) // the 2nd and 3rd conflict on the shared row (server wins)
+	t.sync(devs...)
+	t.Converged(u, devs...)
+	var name string
+	t.Must(devs[0].DB().QueryRowContext(t.ctx, `SELECT name FROM users WHERE id = ?`, shared).Scan(&name))
+	if name != "edited by 0" {
+		t.Fatalf("shared row is %q; the first push should win with AcceptServer", name)
+	}
+}
+
+func offlineReconnect(t *T) {
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	t.attach(a)
+	t.attach(b)
+	var ids []string
+	for i := 0; i < 20; i++ {
+		id := newUUID()
+		ids = append(ids, id)
+		t.insertUser(a, id, "base")
+	}
+	t.sync(a, b)
+	// b is offline: 20 edits, inserts and deletes, coalesced locally.
+	for i := 0; i < 10; i++ {
+		t.Exec(b, `UPDATE users SET name = name || '+b' WHERE id = ?`, ids[i])
+		t.insertUser(b, newUUID(), "offline insert")
+	}
+	t.Exec(b, `DELETE FROM users WHERE id = ?`, ids[19])
+	// a keeps working on other rows.
+	for i := 10; i < 18; i++ {
+		t.Exec(a, `UPDATE users SET name = name || '+a' WHERE id = ?`, ids[i])
+		t.sync(a)
+	}
+	n, _ := b.PendingChanges(t.ctx)
+	t.Logf("b reconnects with %d pending changes", n)
+	t.sync(b, a)
+	t.Converged(u, a, b)
+}
+
+func conflictOutcomes(t *T) {
+	type outcome struct {
+		name     string
+		resolver device.Resolver
+		want     string
+	}
+	merge := device.Merge(func(local, server device.Row) device.Row {
+		m := device.Row{}
+		for k, v := range server {
+			m[k] = v
+		}
+		m["name"] = fmt.Sprint(server["name"], "+", local["name"])
+		return m
+	})
+	for _, o := range []outcome{
+		{"accept-server", device.AcceptServer, "A"},
+		{"keep-local", device.KeepLocal, "B"},
+		{"merged", merge, "A+B"},
+	} {
+		u := t.User(o.name)
+		a := t.Device(u)
+		b := t.Device(u, func(c *device.Config) { c.Resolver = o.resolver })
+		id := newUUID()
+		t.insertUser(a, id, "v1")
+		t.attach(a)
+		t.attach(b)
+		t.Exec(a, `UPDATE users SET name = 'A' WHERE id = ?`, id)
+		t.Exec(b, `UPDATE users SET name = 'B' WHERE id = ?`, id)
+		t.sync(a, b, a)
+		t.Converged(u, a, b)
+		var name string
+		t.Must(a.DB().QueryRowContext(t.ctx, `SELECT name FROM users WHERE id = ?`, id).Scan(&name))
+		if name != o.want {
+			t.Fatalf("%s: row is %q, want %q", o.name, name, o.want)
+		}
+		t.Logf("%s: %s", o.name, name)
+	}
+	// Delete vs update, and insert of a key that already exists.
+	u := t.User("delete-vs-update")
+	a := t.Device(u)
+	b := t.Device(u, func(c *device.Config) { c.Resolver = device.KeepLocal })
+	id := newUUID()
+	t.insertUser(a, id, "v1")
+	t.attach(a)
+	t.attach(b)
+	t.Exec(a, `DELETE FROM users WHERE id = ?`, id)
+	t.Exec(b, `UPDATE users SET name = 'revived' WHERE id = ?`, id)
+	t.Exec(a, `INSERT INTO tags (name, color) VALUES ('dup', 'from a')`)
+	t.Exec(b, `INSERT INTO tags (name, color) VALUES ('dup', 'from b')`)
+	t.sync(a, b, a)
+	t.Converged(u, a, b)
+	if t.count(a, `SELECT COUNT(*) FROM users WHERE name = 'revived'`) != 1 || t.count(a, `SELECT COUNT(*) FROM tags WHERE color = 'from b'`) != 1 {
+		t.Fatalf("keep-local did not win the delete/update and insert/insert conflicts")
+	}
+}
+
+func deviceReplacement(t *T) {
+	u := t.User("u")
+	old := t.Device(u)
+	t.attach(old)
+	uid := newUUID()
+	t.insertUser(old, uid, "from the old phone")
+	t.sync(old)
+	phone := t.Device(u)
+	t.attach(phone)
+	t.Converged(u, old, phone)
+	// The old device comes back and continues its own sequence.
+	t.insertNote(old, newUUID(), uid, "old phone again")
+	t.sync(old, phone)
+	t.Converged(u, old, phone)
+}
+
+func appReinstall(t *T) {
+	u := t.User("u")
+	a := t.Device(u)
+	t.attach(a)
+	for i := 0; i < 5; i++ {
+		t.insertUser(a, newUUID(), "before reinstall")
+	}
+	t.sync(a)
+	path := fmt.Sprintf("%s/device-%d.db", t.dir, len(t.devices))
+	t.Must(a.Close())
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+	re := t.Device(u) // a new file: a new source
+	t.attach(re)
+	if n := t.count(re, `SELECT COUNT(*) FROM users`); n != 5 {
+		t.Fatalf("reinstalled app has %d users, want 5", n)
+	}
+	t.insertUser(re, newUUID(), "after reinstall")
+	t.sync(re)
+	other := t.Device(u)
+	t.attach(other)
+	t.Converged(u, re, other)
+}
+
+func userSwitch(t *T) {
+	alice, bob := t.User("alice"), t.User("bob")
+	current := alice
+	d := t.Device(alice, func(c *device.Config) {
+		c.Token = func(ctx context.Context) (string, error) { return t.Token(current)(ctx) }
+	})
+	t.attach(d)
+	for i := 0; i < 3; i++ {
+		t.insertUser(d, newUUID(), "alice's")
+		t.sync(d)
+	}
+	bobs := t.Device(bob)
+	t.insertUser(bobs, newUUID(), "bob's")
+	t.attach(bobs)
+	t.Must(d.Detach(t.ctx))
+	current = bob
+	t.devUser[0] = bob
+	t.attach(d)
+	t.insertUser(d, newUUID(), "bob on the shared device")
+	t.sync(d, bobs) // the stale counter makes the device rotate its source
+	t.Converged(bob, d, bobs)
+	if t.count(bobs, `SELECT COUNT(*) FROM users WHERE name = 'alice''s'`) != 0 {
+		t.Fatalf("alice's rows reached bob")
+	}
+}
+
+func fkParentChild(t *T) {
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	t.attach(a)
+	t.attach(b)
+	parent := newUUID()
+	tx, err := a.DB().BeginTx(t.ctx, nil)
+	t.Must(err)
+	for i := 0; i < 5; i++ { // children first, then the parent: one bundle
+		_, err := tx.ExecContext(t.ctx, `INSERT INTO notes (id, user_id, title, updated_at) VALUES (?, ?, 'child', ?)`, newUUID(), parent, ts)
+		t.Must(err)
+	}
+	_, err = tx.ExecContext(t.ctx, `INSERT INTO users (id, name, created_at) VALUES (?, 'parent', ?)`, parent, ts)
+	t.Must(err)
+	t.Must(tx.Commit())
+	t.rows += 6
+	t.sync(a, b)
+	t.Converged(u, a, b)
+	t.Exec(b, `DELETE FROM users WHERE id = ?`, parent) // cascades
+	t.sync(b, a)
+	t.Converged(u, a, b)
+	if n := t.count(a, `SELECT COUNT(*) FROM notes`); n != 0 {
+		t.Fatalf("%d children survived the cascade", n)
+	}
+}
+
+func columnTypes(t *T) {
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	t.attach(a)
+	t.attach(b)
+	uid := newUUID()
+	t.insertUser(a, uid, "Zoë 🚀 <&> \u2028 \"quoted\" \\ 漢字")
+	cases := [][]any{
+		{nil, nil, nil, nil, nil},
+		{"", int64(9223372036854775807), 1.5, []byte{}, `{}`},
+		{"\x01 control", int64(-9223372036854775808), -0.000001, []byte{0, 255, 1}, `{"a":[1,2.5,"x"],"b":null}`},
+		{"2^53+1", int64(9007199254740993), 1e21, []byte("\x00binary\xff"), `[1,"two",true]`},
+		{"tiny", int64(0), 1.5e-7, make([]byte, 4096), `"a string"`},
+	}
+	for i, c := range cases {
+		t.Exec(a, `INSERT INTO notes (id, user_id, title, body, big, score, attachment, meta, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, newUUID(), uid, fmt.Sprintf("case %d", i), c[0], c[1], c[2], c[3], c[4],
+			"2026-03-24T18:02:00.123456789+02:00")
+	}
+	t.Exec(a, `INSERT INTO tags (name) VALUES ('Ünïcødé key / with spaces & <html>')`)
+	t.sync(a, b) // through pull
+	c := t.Device(u)
+	t.attach(c) // through a snapshot
+	t.Converged(u, a, b, c)
+}
+
+func watchWakeup(t *T) {
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	t.attach(a)
+	t.attach(b)
+	caps, err := a.Capabilities(t.ctx)
+	t.Must(err)
+	if !caps["bundle_change_watch"] {
+		t.Skipf("the server does not offer watch to this tenant")
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	events := make(chan device.WatchEvent, 16)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(ctx, func(ev device.WatchEvent) { events <- ev }) }()
+	time.Sleep(300 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		t.insertUser(b, newUUID(), "wake up")
+		start := time.Now()
+		t.sync(b)
+		want, _ := b.State(t.ctx)
+		timeout := time.After(15 * time.Second)
+		for a.Checkpoint() < want.Checkpoint {
+			select {
+			case ev := <-events:
+				if ev.Err != nil && !errors.Is(ev.Err, context.Canceled) {
+					t.Fatalf("sync on watch event: %v", ev.Err)
+				}
+			case <-timeout:
+				t.Fatalf("watch did not deliver bundle %d", want.Checkpoint)
+			}
+		}
+		t.Logf("bundle %d reached the watcher in %s", want.Checkpoint, time.Since(start).Round(time.Millisecond))
+	}
+	cancel()
+	<-done
+	t.Converged(u, a, b)
+}
+
+func largePush(t *T) {
+	u := t.User("u")
+	a := t.Device(u, func(c *device.Config) { c.ChunkSize = 1000 })
+	t.attach(a)
+	n := t.cfg.LargeRows
+	tx, err := a.DB().BeginTx(t.ctx, nil)
+	t.Must(err)
+	for i := 0; i < n; i++ {
+		if _, err := tx.ExecContext(t.ctx, `INSERT INTO tags (name, color) VALUES (?, ?)`, fmt.Sprintf("tag-%07d", i), "c"); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	t.Must(tx.Commit())
+	t.rows += int64(n)
+	start := time.Now()
+	t.sync(a)
+	el := time.Since(start)
+	t.Logf("pushed %d rows in %d-row chunks in %s (%.0f rows/s)", n, 1000, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	b := t.Device(u)
+	start = time.Now()
+	t.attach(b)
+	el = time.Since(start)
+	t.Logf("hydrated %d rows in %s (%.0f rows/s)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	t.Converged(u, a, b)
+}
