@@ -145,6 +145,7 @@ func randHex(n int) string {
 
 // e2eTenant is a fresh tenant with the test tables.
 type e2eTenant struct {
+	slug   string
 	base   string
 	secret string
 	schema *tenant.Schema
@@ -169,7 +170,7 @@ func newTenant(t *testing.T, retained ...int) *e2eTenant {
 		t.Skip("end-to-end: " + e2e.skip)
 	}
 	slug := "dev" + randHex(5)
-	e := &e2eTenant{secret: randHex(32), schema: testSchema(t)}
+	e := &e2eTenant{slug: slug, secret: randHex(32), schema: testSchema(t)}
 	defFile := filepath.Join(t.TempDir(), "tables.json")
 	if err := os.WriteFile(defFile, []byte(testTables), 0o600); err != nil {
 		t.Fatal(err)
@@ -846,5 +847,111 @@ func TestE2EInitializationLease(t *testing.T) {
 	assertConverged(t, a, b)
 	if n := count(t, b, `SELECT COUNT(*) FROM users WHERE name = 'from b'`); n != 0 {
 		t.Fatal("b kept its anonymous rows")
+	}
+}
+
+func TestE2ESourceRecovery(t *testing.T) {
+	e := newTenant(t, 2)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	for i := 0; i < 5; i++ {
+		insertUser(t, a, newUUID(), fmt.Sprintf("a %d", i))
+		must(t, a.Sync(ctx))
+	}
+
+	// A counter ahead of the server (e.g. a restored backup of another
+	// database): source_sequence_out_of_order -> rotation.
+	must(t, a.setState(ctx, `next_source_bundle_id = 42`))
+	src := a.SourceID()
+	pending := newUUID()
+	insertUser(t, a, pending, "pushed after rotation")
+	must(t, a.Sync(ctx))
+	st, _ := a.State(ctx)
+	if st.SourceID == src || st.NextSourceBundleID != 2 || st.Dirty+st.Outbox != 0 {
+		t.Fatalf("after out-of-order rotation: %+v (old source %s)", st, src)
+	}
+
+	// A counter behind the retained history: the tuple was committed but
+	// is pruned, so push create answers history_pruned -> rotated rebuild.
+	for i := 0; i < 4; i++ {
+		insertUser(t, a, newUUID(), fmt.Sprintf("more %d", i))
+		must(t, a.Sync(ctx))
+	}
+	must(t, a.setState(ctx, `next_source_bundle_id = 1`))
+	src = a.SourceID()
+	mustExec(t, a.DB(), `UPDATE users SET email = 'after-pruned@example.com' WHERE id = ?`, pending)
+	must(t, a.Sync(ctx))
+	st, _ = a.State(ctx)
+	if st.SourceID == src || st.NextSourceBundleID != 2 {
+		t.Fatalf("after history_pruned rotation: %+v (old source %s)", st, src)
+	}
+
+	// An administrative retire that reserves a replacement (protocol 10):
+	// the push gets source_retired naming it, and the device adopts it.
+	cur, repl := a.SourceID(), newUUID()
+	e.sql(t, `UPDATE %s._sync_source SET state = 'retired', replaced_by_source_id = $3, retire_reason = 'admin'
+		WHERE user_id = $1 AND source_id = $2`, "u", cur, repl)
+	e.sql(t, `INSERT INTO %s._sync_source (user_id, source_id, state) VALUES ($1, $2, 'reserved')`, "u", repl)
+	insertUser(t, a, newUUID(), "after the admin retire")
+	must(t, a.Sync(ctx))
+	if got := a.SourceID(); got != repl {
+		t.Fatalf("source %s after the admin retire, want the replacement %s", got, repl)
+	}
+
+	// A retire without a replacement (what the console does today) leaves
+	// the device unable to rotate: its rotation gets source_retired too.
+	cur = a.SourceID()
+	e.sql(t, `UPDATE %s._sync_source SET state = 'retired', retire_reason = 'admin' WHERE user_id = $1 AND source_id = $2`, "u", cur)
+	insertUser(t, a, newUUID(), "stuck")
+	if err := a.Sync(ctx); !IsCode(err, "source_retired") {
+		t.Fatalf("retire without replacement: %v", err)
+	}
+	mustExec(t, a.DB(), `DELETE FROM users WHERE name = 'stuck'`)
+	must(t, a.setState(ctx, `rotation_new_source_id = '', rotation_reason = ''`))
+	must(t, a.tx(ctx, func(tx *txn) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM _sync_outbox`)
+		return err
+	}))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, b, `SELECT COUNT(*) FROM users WHERE email = 'after-pruned@example.com'`); n != 1 {
+		t.Fatal("intent re-applied after the rotated rebuild did not reach b")
+	}
+}
+
+func TestE2EReplayMismatchRefused(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	insertUser(t, a, newUUID(), "one")
+	must(t, a.Sync(ctx)) // tuple 1 committed
+	// Reusing tuple 1 for different rows: already_committed with rows that
+	// are not the outbox's. The client must refuse, not apply.
+	must(t, a.setState(ctx, `next_source_bundle_id = 1`))
+	insertUser(t, a, newUUID(), "two")
+	err := a.Sync(ctx)
+	var rm *ReplayMismatchError
+	if !errors.As(err, &rm) {
+		t.Fatalf("want a ReplayMismatchError, got %v", err)
+	}
+	if n, _ := a.PendingChanges(ctx); n != 1 {
+		t.Fatalf("outbox not kept: %d pending", n)
+	}
+}
+
+// sql runs a statement in the tenant's PostgreSQL schema (%s in query).
+func (e *e2eTenant) sql(t *testing.T, query string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), e2e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), fmt.Sprintf(query, pgx.Identifier{"t_" + e.slug}.Sanitize()), args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
 }
