@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -170,6 +171,25 @@ func (c *Console) tenantOverview(gc *gin.Context) error {
 			v.RowBars = append(v.RowBars, components.Bar{Label: label, Value: d.Rows})
 		}
 	}
+	if q, err := c.store.Quota(ctx, a.Tenant, c.store.Plans()); err != nil {
+		c.log.WarnContext(ctx, "read tenant quota", "tenant", string(a.Tenant.Slug), "err", err)
+	} else {
+		v.QuotaPlan = q.Plan
+		storage := ""
+		if v.UsageError == "" {
+			storage = v.Storage
+		}
+		l := q.Limits
+		v.Quotas = []tenants.QuotaRow{
+			{Name: "Active devices (30 days)", Limit: limitText(l.MaxActiveDevices, false)},
+			{Name: "Stored rows", Limit: limitText(l.MaxRows, false)},
+			{Name: "Storage", Used: storage, Limit: limitText(l.MaxStorageBytes, true)},
+			{Name: "Requests per second", Limit: limitFloat(l.RequestsPerSecond)},
+			{Name: "Bundle size", Limit: limitText(l.MaxBundleBytes, true)},
+			{Name: "Rows per push chunk", Limit: limitText(l.MaxRowsPerChunk, false)},
+			{Name: "Concurrent watchers", Limit: limitText(l.MaxWatchers, false)},
+		}
+	}
 	return c.render(gc, http.StatusOK, tenants.Overview(v))
 }
 
@@ -211,4 +231,21 @@ func (c *Console) tenantDelete(gc *gin.Context) error {
 	}
 	c.flash(gc, "ok", "Tenant "+string(a.Tenant.Slug)+" was deleted.")
 	return c.redirect(gc, "/console/tenants")
+}
+
+func limitText(n int64, bytes bool) string {
+	switch {
+	case n == 0:
+		return "unlimited"
+	case bytes:
+		return humanBytes(n)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func limitFloat(f float64) string {
+	if f == 0 {
+		return "unlimited"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }

@@ -52,6 +52,16 @@ type OverviewView struct {
 	BundleBars  []components.Bar
 	RowBars     []components.Bar
 	UsageError  string
+	// Quotas of the tenant's plan; empty when they could not be read.
+	QuotaPlan string
+	Quotas    []QuotaRow
+}
+
+// QuotaRow is one limit: what is used (when known) and the cap.
+type QuotaRow struct {
+	Name  string
+	Used  string
+	Limit string // "unlimited" for zero
 }
 
 // SettingsView is a tenant's settings page.
