@@ -55,7 +55,8 @@ func (c *Console) loginPage(gc *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.render(gc, http.StatusOK, account.Login(account.LoginView{SignupOpen: open, Flashes: c.popFlashes(gc)}))
+	return c.render(gc, http.StatusOK, account.Login(account.LoginView{SignupOpen: open, Flashes: c.popFlashes(gc),
+		Next: nextParam(gc)}))
 }
 
 func (c *Console) login(gc *gin.Context) error {
@@ -65,7 +66,7 @@ func (c *Console) login(gc *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	v := account.LoginView{Email: email, SignupOpen: open}
+	v := account.LoginView{Email: email, SignupOpen: open, Next: nextParam(gc)}
 	if !c.limiter.allow(c.now(), "ip:"+gc.ClientIP(), "email:"+normalizeForLimit(email)) {
 		v.Error = "Too many login attempts. Wait a minute and try again."
 		return c.render(gc, http.StatusTooManyRequests, account.Login(v))
@@ -363,4 +364,12 @@ func (c *Console) createSignupInvite(gc *gin.Context) error {
 	}
 	v.InviteLink = c.opts.PublicURL + "/console/invite/" + tok
 	return c.render(gc, http.StatusOK, account.Settings(v))
+}
+
+// nextParam is the request's post-login destination, if it is a console path.
+func nextParam(gc *gin.Context) string {
+	if n := gc.Query("next"); safeNext(n) == n {
+		return n
+	}
+	return ""
 }

@@ -168,6 +168,16 @@ func TestMembersAndRoles(t *testing.T) {
 	p = stranger.post(path, nil)
 	require.Equal(t, http.StatusForbidden, p.Status)
 
+	// Signed out, the link leads to a login that comes back to it.
+	viewer.post("/console/logout", nil)
+	p = viewer.get(path)
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	p = viewer.get(p.Location)
+	action, _ := p.testid("login-form").Attr("action")
+	require.Contains(t, action, url.QueryEscape(path))
+	p = viewer.post(action, url.Values{"email": {viewer.Email}, "password": {"correct horse battery"}})
+	require.Equal(t, path, p.Location)
+
 	p = viewer.get(path)
 	require.Equal(t, 1, p.testid("invite-accept").Length())
 	p = viewer.post(path, nil)

@@ -3,6 +3,7 @@
 package account
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/syncplane/syncplane/web/ui/components"
@@ -14,6 +15,16 @@ type LoginView struct {
 	Error      string
 	SignupOpen bool
 	Flashes    []components.Flash
+	// Next is where to go after logging in (a console path).
+	Next string
+}
+
+// LoginAction is the login form's target, carrying Next.
+func (v LoginView) LoginAction() string {
+	if v.Next == "" {
+		return "/console/login"
+	}
+	return "/console/login?next=" + url.QueryEscape(v.Next)
 }
 
 // SignupView is the sign-up form, also used to accept an invitation.
