@@ -25,7 +25,7 @@ type catTable struct {
 	keyUUID bool
 	cols    map[string]tenant.ColumnType
 	colList []string // declared order
-	bytea   []string // bytea column names (for _sync_wire)
+	bytea   []string // bytea column names (see wireExpr)
 }
 
 // keyCast is the SQL cast that turns key text into the key column's type.
@@ -36,16 +36,15 @@ func (t *catTable) keyCast() string {
 	return "::text"
 }
 
-// byteaArray is the SQL literal of the table's bytea column list, or NULL.
-func (t *catTable) byteaArray() string {
-	if len(t.bytea) == 0 {
-		return "NULL::text[]"
+// wireExpr is the SQL expression of a row's wire payload (5.4) for the
+// table aliased alias: to_jsonb minus the scope column, bytea columns as
+// standard base64 (encode breaks lines every 76 characters).
+func (t *catTable) wireExpr(alias string) string {
+	e := `(to_jsonb(` + alias + `) - '` + scopeColumn + `')`
+	for _, c := range t.bytea {
+		e += ` || jsonb_build_object('` + c + `', translate(encode(` + alias + `.` + col(c) + `, 'base64'), E'\n', ''))`
 	}
-	quoted := make([]string, len(t.bytea))
-	for i, c := range t.bytea {
-		quoted[i] = `"` + c + `"` // names match ^[a-z0-9_]+$ (validated by tenant)
-	}
-	return "'{" + strings.Join(quoted, ",") + "}'::text[]"
+	return e
 }
 
 // catalogCache maps *tenant.Schema to its *catalog. Runtimes reloaded by

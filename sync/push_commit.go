@@ -217,7 +217,7 @@ func (h *Handler) conflictError(c *gin.Context, tx pgx.Tx, r *reqCtx, cf *confli
 		keyCol = t.keyCol
 		if cf.ServerVersion > 0 && !cf.Deleted {
 			var payload []byte
-			err := tx.QueryRow(c, `SELECT `+ident(r.schema, "_sync_wire")+`(to_jsonb(t), `+t.byteaArray()+`)::text FROM `+r.t(t.name)+
+			err := tx.QueryRow(c, `SELECT (`+t.wireExpr("t")+`)::text FROM `+r.t(t.name)+
 				` t WHERE t._sync_scope_id = $1 AND t.`+col(t.keyCol)+` = $2`+t.keyCast(), r.user, cf.Key).Scan(&payload)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("read conflicting row: %w", err)

@@ -218,7 +218,7 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	for _, t := range r.cat.tables {
 		names = append(names, t.name)
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
-			ident(r.schema, "_sync_wire")+`(to_jsonb(t), `+t.byteaArray()+`) AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
+			t.wireExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
 	}
 	q := `WITH ins AS (
 		INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)

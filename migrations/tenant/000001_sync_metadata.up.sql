@@ -156,28 +156,6 @@ CREATE UNLOGGED TABLE _sync_capture (
 );
 CREATE INDEX _sync_capture_txid_idx ON _sync_capture (txid, seq);
 
--- _sync_wire turns to_jsonb(row) into the wire payload: the hidden scope
--- column removed and each bytea column (hex text "\x..") as standard base64.
-CREATE FUNCTION _sync_wire(j jsonb, bytea_cols text[]) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    c text;
-    v text;
-BEGIN
-    j := j - '_sync_scope_id';
-    IF bytea_cols IS NULL THEN
-        RETURN j;
-    END IF;
-    FOREACH c IN ARRAY bytea_cols LOOP
-        v := j ->> c;
-        IF v IS NOT NULL THEN
-            j := jsonb_set(j, ARRAY[c], to_jsonb(translate(encode(decode(substr(v, 3), 'hex'), 'base64'), E'\n', '')));
-        END IF;
-    END LOOP;
-    RETURN j;
-END
-$$;
-
 -- _sync_capture is attached to every registered table as three AFTER ...
 -- FOR EACH STATEMENT triggers with transition tables _sync_new/_sync_old;
 -- TG_ARGV[0] is the table's sync key column. It refuses writes outside a
@@ -189,7 +167,8 @@ LANGUAGE plpgsql SET search_path FROM CURRENT SET bytea_output = 'hex' AS $$
 DECLARE
     bound  text := current_setting('syncplane.user_id', true);
     keycol text := TG_ARGV[0];
-    bcols  text[];
+    wire   text;
+    c      text;
 BEGIN
     IF bound IS NULL OR bound = '' THEN
         RAISE EXCEPTION 'write to registered table % outside a sync transaction', TG_TABLE_NAME
@@ -210,22 +189,21 @@ BEGIN
         END IF;
     END IF;
 
+    -- The wire after-image: bytea columns as base64. The expression names
+    -- the table's bytea columns, so it is built per statement and run with
+    -- EXECUTE (transition tables are visible to it).
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT array_agg(a.attname::text) INTO bcols
-        FROM pg_attribute a
-        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype;
+        wire := 'to_jsonb(n) - ''_sync_scope_id''';
+        FOR c IN SELECT a.attname::text FROM pg_attribute a
+                 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype
+                 ORDER BY a.attnum LOOP
+            wire := wire || format(' || jsonb_build_object(%L, translate(encode(n.%I, ''base64''), E''\n'', ''''))', c, c);
+        END LOOP;
     END IF;
 
     IF TG_OP = 'INSERT' THEN
-        IF bcols IS NULL THEN
-            INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', s.j - '_sync_scope_id'
-            FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
-        ELSE
-            INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT TG_TABLE_NAME, s.j ->> keycol, 'I', _sync_wire(s.j, bcols)
-            FROM (SELECT to_jsonb(n) AS j FROM _sync_new n) s;
-        END IF;
+        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+            SELECT %L, to_jsonb(n) ->> %L, ''I'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
     ELSIF TG_OP = 'UPDATE' THEN
         -- A changed key value is a delete of the old key and an insert of the
         -- new one. Hash joins keep this linear in the statement's row count.
@@ -235,11 +213,11 @@ BEGIN
         LEFT JOIN (SELECT to_jsonb(n) ->> keycol AS k FROM _sync_new n) n ON n.k = o.k
         WHERE n.k IS NULL
         ORDER BY o.rn;
-        INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, s.j ->> keycol, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END, _sync_wire(s.j, bcols)
-        FROM (SELECT to_jsonb(n) AS j, row_number() OVER () AS rn FROM _sync_new n) s
-        LEFT JOIN (SELECT DISTINCT to_jsonb(o) ->> keycol AS k FROM _sync_old o) o ON o.k = s.j ->> keycol
-        ORDER BY s.rn;
+        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+            SELECT %L, s.k, CASE WHEN o.k IS NULL THEN ''I'' ELSE ''U'' END, s.j
+            FROM (SELECT to_jsonb(n) ->> %L AS k, %s AS j, row_number() OVER () AS rn FROM _sync_new n) s
+            LEFT JOIN (SELECT DISTINCT to_jsonb(o) ->> %L AS k FROM _sync_old o) o ON o.k = s.k
+            ORDER BY s.rn', TG_TABLE_NAME, keycol, wire, keycol);
     ELSE
         INSERT INTO _sync_capture (table_name, key_text, op, payload)
         SELECT TG_TABLE_NAME, to_jsonb(o) ->> keycol, 'D', NULL FROM _sync_old o;
