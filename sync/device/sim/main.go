@@ -18,6 +18,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", os.Getenv("SYNCPLANE_SIM_URL"), "tenant base URL, http://host/k/<publishable key> (env SYNCPLANE_SIM_URL)")
 	secret := fs.String("hs256-secret", os.Getenv("SYNCPLANE_SIM_HS256_SECRET"), "the tenant's HS256 end-user secret, to mint tokens (env SYNCPLANE_SIM_HS256_SECRET)")
 	wire := fs.String("wire-schema", "app", "the tenant's wire schema")
+	secretKey := fs.String("secret-key", os.Getenv("SYNCPLANE_SIM_SECRET_KEY"), "optional: a secret API key of the tenant, for the server-originated-writes scenario (env SYNCPLANE_SIM_SECRET_KEY)")
 	dbURL := fs.String("database-url", "", "optional: PostgreSQL holding the tenant, to compare device rows with the server's")
 	pgSchema := fs.String("tenant-schema", "", "the tenant's PostgreSQL schema (t_<slug>), with --database-url")
 	run := fs.String("run", "", "regular expression selecting scenarios")
@@ -48,7 +49,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	cfg := Config{BaseURL: *url, HS256Secret: *secret, WireSchema: *wire, Dir: *dir, LargeRows: *large, Out: stdout, Verbose: *verbose}
+	cfg := Config{BaseURL: *url, HS256Secret: *secret, SecretKey: *secretKey, WireSchema: *wire, Dir: *dir, LargeRows: *large, Out: stdout, Verbose: *verbose}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {

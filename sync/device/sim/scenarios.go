@@ -1,13 +1,19 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/syncplane/syncplane/sync/device"
@@ -31,7 +37,7 @@ func Scenarios() []Scenario {
 		{"history-pruned", func(t *T) {
 			t.Skipf("needs a tenant with a small retained window (covered by sync/device tests)")
 		}},
-		{"server-originated-writes", func(t *T) { t.Skipf("not implemented yet") }},
+		{"server-originated-writes", serverWrites},
 		{"two-tenants", func(t *T) { t.Skipf("not implemented yet: run two sims at once against two tenants") }},
 	}
 }
@@ -403,5 +409,62 @@ func largePush(t *T) {
 	t.attach(b)
 	el = time.Since(start)
 	t.Logf("hydrated %d rows in %s (%.0f rows/s)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	t.Converged(u, a, b)
+}
+
+// serverWrite posts a server-originated write (protocol 11) for user.
+func (t *T) serverWrite(user string, ops []map[string]any) {
+	if t.cfg.SecretKey == "" {
+		t.Skipf("needs a secret API key (--secret-key)")
+	}
+	host := t.cfg.BaseURL
+	if i := strings.Index(host, "/k/"); i >= 0 {
+		host = host[:i]
+	}
+	body, err := json.Marshal(map[string]any{"writer_id": "server:sim", "ops": ops})
+	t.Must(err)
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, host+"/v1/users/"+url.PathEscape(user)+"/writes", bytes.NewReader(body))
+	t.Must(err)
+	req.Header.Set("Authorization", "Bearer "+t.cfg.SecretKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	t.Must(err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("server write: %d %s", resp.StatusCode, data)
+	}
+}
+
+func serverWrites(t *T) {
+	u := t.User("u")
+	uid, nid := newUUID(), newUUID()
+	// A write for a user nobody attached yet initializes the account.
+	t.serverWrite(u, []map[string]any{
+		{"table": "users", "op": "upsert", "key": uid, "payload": map[string]any{"name": "from the backend", "created_at": ts}},
+	})
+	a := t.Device(u)
+	t.insertUser(a, newUUID(), "anonymous, discarded")
+	t.attach(a) // remote_authoritative
+	if n := t.count(a, `SELECT COUNT(*) FROM users WHERE id = ?`, uid); n != 1 {
+		t.Fatalf("the server-written row did not reach the first device")
+	}
+	// Later writes arrive through pull, including cascades.
+	t.serverWrite(u, []map[string]any{
+		{"table": "notes", "op": "upsert", "key": nid, "payload": map[string]any{"user_id": uid, "title": "server note", "updated_at": ts,
+			"attachment": "AAEC", "big": json.Number("9223372036854775807")}},
+		{"table": "users", "op": "upsert", "key": uid, "payload": map[string]any{"email": "backend@example.com"}},
+	})
+	t.sync(a)
+	if n := t.count(a, `SELECT COUNT(*) FROM notes WHERE id = ? AND big = 9223372036854775807 AND attachment = X'000102'`, nid); n != 1 {
+		t.Fatalf("the server-written note did not arrive intact")
+	}
+	t.serverWrite(u, []map[string]any{{"table": "users", "op": "delete", "key": uid}})
+	t.sync(a)
+	if n := t.count(a, `SELECT COUNT(*) FROM notes`); n != 0 {
+		t.Fatalf("the server-side cascade did not reach the device")
+	}
+	b := t.Device(u)
+	t.attach(b)
 	t.Converged(u, a, b)
 }

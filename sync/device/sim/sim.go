@@ -72,6 +72,10 @@ type Config struct {
 	BaseURL string
 	// HS256Secret signs the end-user tokens the runner mints.
 	HS256Secret string
+	// SecretKey, if set, is a secret API key (sp_sk_…) of the tenant; the
+	// server-originated-writes scenario uses it with POST /v1/users/…/writes
+	// on the base URL's host.
+	SecretKey string
 	// WireSchema is the tenant's wire schema; "" means "app".
 	WireSchema string
 	// Verifier, if set, also compares device rows with the server's rows

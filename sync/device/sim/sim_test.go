@@ -69,6 +69,7 @@ func TestSuiteAgainstServer(t *testing.T) {
 	}
 	cli("tenant", "create", slug, "--wire-schema", "app")
 	key := regexp.MustCompile(`sp_pk_\S+`).FindString(cli("tenant", "key", "create", slug))
+	secretKey := regexp.MustCompile(`sp_sk_\S+`).FindString(cli("tenant", "key", "create", slug, "--kind", "secret"))
 	cli("tenant", "auth", "set", slug, "--hs256-secret", secret)
 	cli("tenant", "tables", "apply", slug, "--file", tables, "--yes")
 
@@ -127,7 +128,7 @@ func TestSuiteAgainstServer(t *testing.T) {
 	}
 	defer v.Close()
 	var out bytes.Buffer
-	cfg := Config{BaseURL: base, HS256Secret: secret, Verifier: v, LargeRows: 5000, Dir: t.TempDir(), Out: &out,
+	cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, LargeRows: 5000, Dir: t.TempDir(), Out: &out,
 		Verbose: os.Getenv("SIM_VERBOSE") != ""}
 	if r := os.Getenv("SIM_RUN"); r != "" {
 		cfg.Run = regexp.MustCompile(r)
