@@ -76,7 +76,7 @@ func TestSessionCookieFlags(t *testing.T) {
 	email := randomEmail("flags")
 	_, err = h.console.Accounts().CreateAccount(context.Background(), email, "correct horse battery")
 	require.NoError(t, err)
-	p := c.get("/console/login")
+	c.get("/console/login")
 	form := url.Values{"email": {email}, "password": {"correct horse battery"}, "csrf_token": {c.token}}
 	req, _ = http.NewRequest(http.MethodPost, h.srv.URL+"/console/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -88,7 +88,6 @@ func TestSessionCookieFlags(t *testing.T) {
 	resp, err = c.hc.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
-	_ = p
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	var sess *http.Cookie
 	for _, ck := range resp.Cookies() {

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -227,5 +226,3 @@ func (c *Console) auditPage(gc *gin.Context) error {
 	}
 	return c.render(gc, http.StatusOK, auditpage.List(v))
 }
-
-var _ = errors.New
