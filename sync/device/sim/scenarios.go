@@ -38,7 +38,6 @@ func Scenarios() []Scenario {
 			t.Skipf("needs a tenant with a small retained window (covered by sync/device tests)")
 		}},
 		{"server-originated-writes", serverWrites},
-		{"two-tenants", func(t *T) { t.Skipf("not implemented yet: run two sims at once against two tenants") }},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -88,6 +89,10 @@ type Config struct {
 	Run *regexp.Regexp
 	// LargeRows is the row count of the large-push scenario (default 50000).
 	LargeRows int
+	// RunID prefixes every scenario user id; "" means a fresh, time-based
+	// one. RunParallel gives all tenants the same RunID, so their users
+	// collide on purpose.
+	RunID string
 	// Out receives progress and the final table; nil means os.Stdout.
 	Out io.Writer
 	// Verbose also prints each device's log lines.
@@ -142,7 +147,10 @@ func Run(ctx context.Context, cfg Config) (results []Result, ok bool, err error)
 		}
 		defer os.RemoveAll(dir)
 	}
-	runID := fmt.Sprintf("sim-%d", time.Now().UnixNano())
+	runID := cfg.RunID
+	if runID == "" {
+		runID = fmt.Sprintf("sim-%d", time.Now().UnixNano())
+	}
 	ok = true
 	for _, sc := range Scenarios() {
 		if cfg.Run != nil && !cfg.Run.MatchString(sc.Name) {
@@ -168,6 +176,33 @@ func Run(ctx context.Context, cfg Config) (results []Result, ok bool, err error)
 	}
 	PrintTable(cfg.Out, results)
 	return results, ok, nil
+}
+
+// RunParallel runs the suite against several tenants at the same time with
+// identical user ids, so any leak between tenants shows up as a convergence
+// failure (each tenant's devices are checked against that tenant only).
+// ok is false if any run failed.
+func RunParallel(ctx context.Context, cfgs []Config) (results [][]Result, ok bool, err error) {
+	runID := fmt.Sprintf("sim-%d", time.Now().UnixNano())
+	results = make([][]Result, len(cfgs))
+	oks := make([]bool, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		cfg := cfgs[i]
+		cfg.RunID = runID
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], oks[i], errs[i] = Run(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	ok = true
+	for i := range cfgs {
+		ok = ok && oks[i]
+	}
+	return results, ok, errors.Join(errs...)
 }
 
 // PrintTable writes the final results table.

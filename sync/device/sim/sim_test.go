@@ -57,22 +57,6 @@ func TestSuiteAgainstServer(t *testing.T) {
 		t.Logf("syncplane migrate up (attempt %d): %v\n%s", i+1, err, out)
 		time.Sleep(time.Second)
 	}
-	b := make([]byte, 5)
-	rand.Read(b)
-	slug := "sim" + hex.EncodeToString(b)
-	secretB := make([]byte, 32)
-	rand.Read(secretB)
-	secret := hex.EncodeToString(secretB)
-	tables := filepath.Join(dir, "tables.json")
-	if err := os.WriteFile(tables, []byte(Tables), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli("tenant", "create", slug, "--wire-schema", "app")
-	key := regexp.MustCompile(`sp_pk_\S+`).FindString(cli("tenant", "key", "create", slug))
-	secretKey := regexp.MustCompile(`sp_sk_\S+`).FindString(cli("tenant", "key", "create", slug, "--kind", "secret"))
-	cli("tenant", "auth", "set", slug, "--hs256-secret", secret)
-	cli("tenant", "tables", "apply", slug, "--file", tables, "--yes")
-
 	srv := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--log-level", "info")
 	srv.Env = append(os.Environ(), "SYNCPLANE_DATABASE_URL="+dbURL)
 	stderr, err := srv.StderrPipe()
@@ -111,37 +95,69 @@ func TestSuiteAgainstServer(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("syncplane serve did not report its address")
 	}
-	base := "http://" + addr + "/k/" + key
-	resp, err := http.Get(base + "/sync/capabilities")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("sync endpoints not served yet")
-	}
+	newTenant := func() (slug, base, secret, secretKey string) {
+		b := make([]byte, 5)
+		rand.Read(b)
+		slug = "sim" + hex.EncodeToString(b)
+		secretB := make([]byte, 32)
+		rand.Read(secretB)
+		secret = hex.EncodeToString(secretB)
+		tables := filepath.Join(dir, "tables.json")
+		if err := os.WriteFile(tables, []byte(Tables), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cli("tenant", "create", slug, "--wire-schema", "app")
+		key := regexp.MustCompile(`sp_pk_\S+`).FindString(cli("tenant", "key", "create", slug))
+		secretKey = regexp.MustCompile(`sp_sk_\S+`).FindString(cli("tenant", "key", "create", slug, "--kind", "secret"))
+		cli("tenant", "auth", "set", slug, "--hs256-secret", secret)
+		cli("tenant", "tables", "apply", slug, "--file", tables, "--yes")
 
+		base = "http://" + addr + "/k/" + key
+		return
+	}
+	probe := func(base string) {
+		resp, err := http.Get(base + "/sync/capabilities")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			t.Skip("sync endpoints not served yet")
+		}
+	}
 	ctx := context.Background()
-	v, err := NewPGVerifier(ctx, dbURL, "t_"+slug)
-	if err != nil {
-		t.Fatal(err)
+	var cfgs []Config
+	var outs []*bytes.Buffer
+	for i := 0; i < 2; i++ { // two tenants at once, same user ids (89)
+		slug, base, secret, secretKey := newTenant()
+		probe(base)
+		v, err := NewPGVerifier(ctx, dbURL, "t_"+slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		out := &bytes.Buffer{}
+		outs = append(outs, out)
+		cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, LargeRows: 5000, Dir: t.TempDir(), Out: out,
+			Verbose: os.Getenv("SIM_VERBOSE") != ""}
+		if r := os.Getenv("SIM_RUN"); r != "" {
+			cfg.Run = regexp.MustCompile(r)
+		}
+		cfgs = append(cfgs, cfg)
 	}
-	defer v.Close()
-	var out bytes.Buffer
-	cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, LargeRows: 5000, Dir: t.TempDir(), Out: &out,
-		Verbose: os.Getenv("SIM_VERBOSE") != ""}
-	if r := os.Getenv("SIM_RUN"); r != "" {
-		cfg.Run = regexp.MustCompile(r)
+	results, ok, err := RunParallel(ctx, cfgs)
+	for i, out := range outs {
+		t.Logf("tenant %d:\n%s", i+1, out)
 	}
-	results, ok, err := Run(ctx, cfg)
-	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !ok {
-		for _, r := range results {
-			if r.Err != nil {
-				t.Errorf("%s: %v", r.Scenario, r.Err)
+		for i := range results {
+			for _, r := range results[i] {
+				if r.Err != nil {
+					t.Errorf("tenant %d: %s: %v", i+1, r.Scenario, r.Err)
+				}
 			}
 		}
 	}
