@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	gosync "sync"
 	"testing"
@@ -89,15 +90,56 @@ func seed100k(b *testing.B, e *env, user string) *client {
 	return c
 }
 
-// BenchmarkPull100k pulls 100,000 rows (10 bundles) from checkpoint 0.
+// page is the part of a pull or snapshot page a client needs to go on; the
+// rows stay raw (a client decodes them into its own tables).
+type page struct {
+	Bundles []struct {
+		BundleSeq int64             `json:"bundle_seq"`
+		Rows      []json.RawMessage `json:"rows"`
+	} `json:"bundles"`
+	Rows           []json.RawMessage `json:"rows"`
+	NextRowOrdinal int64             `json:"next_row_ordinal"`
+	HasMore        bool              `json:"has_more"`
+	StableSeq      int64             `json:"stable_bundle_seq"`
+}
+
+func (c *client) getPage(b *testing.B, path string) page {
+	req, err := http.NewRequest("GET", c.e.srv.URL+path, nil)
+	require.NoError(b, err)
+	req.Header.Set("Authorization", "Bearer "+c.user)
+	req.Header.Set("Oversync-Source-ID", c.source)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(b, err)
+	defer res.Body.Close()
+	require.Equal(b, 200, res.StatusCode)
+	var p page
+	require.NoError(b, json.NewDecoder(res.Body).Decode(&p))
+	return p
+}
+
+// BenchmarkPull100k pulls 100,000 rows (10 bundles of 10,000) from
+// checkpoint 0, as a client does (pages of up to 1,000 bundles).
 func BenchmarkPull100k(b *testing.B) {
 	e := newEnv(b)
 	c := seed100k(b, e, "puller")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		n := 0
-		for _, bd := range c.pullAll(0) {
-			n += len(bd["rows"].([]any))
+		after, target := int64(0), int64(0)
+		for {
+			q := "/sync/pull?max_bundles=1000&after_bundle_seq=" + itoa(after)
+			if target > 0 {
+				q += "&target_bundle_seq=" + itoa(target)
+			}
+			p := c.getPage(b, q)
+			target = p.StableSeq
+			for _, bd := range p.Bundles {
+				n += len(bd.Rows)
+				after = bd.BundleSeq
+			}
+			if !p.HasMore {
+				break
+			}
 		}
 		require.Equal(b, 100000, n)
 	}
@@ -116,10 +158,10 @@ func BenchmarkSnapshot100k(b *testing.B) {
 		id := s.str("snapshot_id")
 		n, after := 0, int64(0)
 		for {
-			r := c.do("GET", "/sync/snapshot-sessions/"+id+"?max_rows=5000&after_row_ordinal="+itoa(after), nil)
-			n += len(r.JSON["rows"].([]any))
-			after = r.num("next_row_ordinal")
-			if r.JSON["has_more"] != true {
+			p := c.getPage(b, "/sync/snapshot-sessions/"+id+"?max_rows=5000&after_row_ordinal="+itoa(after))
+			n += len(p.Rows)
+			after = p.NextRowOrdinal
+			if !p.HasMore {
 				break
 			}
 		}

@@ -318,3 +318,18 @@ func TestConf35DeleteSession(t *testing.T) {
 	c.chunk(pid, 1, userRow(newUUID(), "a")).expect(t, 404, "push_session_not_found")
 	require.EqualValues(t, 0, e.count("_sync_push_row"))
 }
+
+// Values PostgreSQL cannot store are the chunk's fault: 400, never 500.
+func TestChunkUnstorableValues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client("u1", "a")
+	c.attach()
+	pid := c.create(1, 1).expect(t, 200, "").str("push_id")
+	id := newUUID()
+	r := c.chunk(pid, 0, map[string]any{"schema": "app", "table": "users", "key": map[string]any{"id": id}, "op": "INSERT",
+		"payload": rawJSON(`{"name":"nul\u0000byte"}`)})
+	r.expect(t, 400, "push_chunk_invalid")
+	c.chunk(pid, 0, row("tags", "INSERT", "a\u0000b", 0, map[string]any{})).expect(t, 400, "push_chunk_invalid")
+	c.chunk(pid, 0, userRow(id, "fine")).expect(t, 200, "")
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/syncplane/syncplane/web/server"
 )
@@ -316,6 +317,13 @@ func (h *Handler) uploadChunk(c *gin.Context) error {
 		if _, err := tx.CopyFrom(c, pgx.Identifier{r.schema, "_sync_push_row"},
 			[]string{"push_id", "row_ordinal", "table_name", "key_text", "op", "base_row_version", "cols", "payload"},
 			pgx.CopyFromRows(src)); err != nil {
+			// A value PostgreSQL cannot store (NUL characters, invalid
+			// UTF-8) is the chunk's fault, not the server's.
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+				return &server.Error{Status: http.StatusBadRequest, Code: "push_chunk_invalid", Err: err,
+					Message: "chunk contains a value that cannot be stored (SQLSTATE " + pe.Code + ")"}
+			}
 			return fmt.Errorf("stage rows: %w", err)
 		}
 		next = start + int64(len(rows))
