@@ -1,0 +1,51 @@
+package sync
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// 12.2: the sweeper removes expired push and snapshot sessions with their
+// rows, and only the replica holding the cluster's sweeper lock sweeps.
+func TestSweeper(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("u1", "a")
+	c.attach()
+	c.push(1, userRow(newUUID(), "committed")).expect(t, 200, "")
+	pid := c.create(2, 2).expect(t, 200, "").str("push_id")
+	c.chunk(pid, 0, userRow(newUUID(), "x")).expect(t, 200, "")
+	sid := c.do("POST", "/sync/snapshot-sessions", nil).expect(t, 200, "").str("snapshot_id")
+	require.EqualValues(t, 1, e.count("_sync_snapshot_row"))
+	ctx := context.Background()
+	s := e.tenant.SchemaName()
+	_, err := e.pool.Exec(ctx, `UPDATE `+ident(s, "_sync_push_session")+` SET expires_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+	_, err = e.pool.Exec(ctx, `UPDATE `+ident(s, "_sync_snapshot_session")+` SET expires_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+
+	h := NewHandler(Config{Pools: func() []*pgxpool.Pool { return []*pgxpool.Pool{e.pool} }})
+	// Another replica holds the lock: nothing happens here.
+	conn, err := e.pool.Acquire(ctx)
+	require.NoError(t, err)
+	var got bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&got))
+	if got {
+		require.NoError(t, h.sweepCluster(ctx, e.pool))
+		require.EqualValues(t, 1, e.count("_sync_push_session"))
+		_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, sweeperLockKey)
+		require.NoError(t, err)
+	}
+	conn.Release()
+	// Another test's sweeper may hold the lock for a moment; retry.
+	waitFor(t, 10e9, func() bool {
+		require.NoError(t, h.sweepCluster(ctx, e.pool))
+		return e.count("_sync_push_session") == 0 && e.count("_sync_snapshot_session") == 0
+	})
+	require.EqualValues(t, 0, e.count("_sync_push_row"))
+	require.EqualValues(t, 0, e.count("_sync_snapshot_row"))
+	c.do("GET", "/sync/snapshot-sessions/"+sid, nil).expect(t, 404, "snapshot_session_not_found")
+	c.chunk(pid, 1, userRow(newUUID(), "y")).expect(t, 404, "push_session_not_found")
+}
