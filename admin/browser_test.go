@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,4 +249,14 @@ func TestBrowserJourney(t *testing.T) {
 	for _, want := range []string{"tenant.create", "member.add", "key.create", "auth.set", "auth.mint", "tables.apply", "device.retire"} {
 		require.Contains(t, actions, want)
 	}
+
+	// Tables sort by a clicked column, in the browser.
+	b.step("audit-sorted",
+		chromedp.Click(css(`[data-testid="audit"] thead th:nth-child(3)`)),
+		chromedp.WaitVisible(css(`[data-testid="audit"] th[aria-sort="ascending"]`)),
+	)
+	sorted := b.strings(`Array.from(document.querySelectorAll('[data-testid="audit-action"]')).map(e => e.textContent)`)
+	want := append([]string(nil), actions...)
+	slices.Sort(want)
+	require.Equal(t, want, sorted)
 }

@@ -68,10 +68,13 @@ func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // safeNext keeps post-login redirects inside the console.
 func safeNext(s string) string {
-	if strings.HasPrefix(s, "/console/") && !strings.HasPrefix(s, "//") && !strings.Contains(s, "\\") {
-		return s
+	if !strings.HasPrefix(s, "/console/") || strings.ContainsAny(s, "\\\x00\t\r\n") {
+		return "/console/tenants"
 	}
-	return "/console/tenants"
+	if u, err := url.Parse(s); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/console/tenants"
+	}
+	return s
 }
 
 func normalizeForLimit(email string) string { return strings.ToLower(strings.TrimSpace(email)) }

@@ -80,7 +80,7 @@ func List(v View) templ.Component {
 					}
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<table class=\"data\" data-testid=\"devices\"><thead><tr><th>User</th><th>Source id</th><th>State</th><th>First seen</th><th>Last seen</th><th>Bundles pushed</th><th></th></tr></thead> <tbody>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<table class=\"data\" data-testid=\"devices\" data-sortable><thead><tr><th>User</th><th>Source id</th><th>State</th><th>First seen</th><th>Last seen</th><th>Bundles pushed</th><th></th></tr></thead> <tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

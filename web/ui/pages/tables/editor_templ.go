@@ -459,7 +459,7 @@ func Editor(v View) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "<table class=\"data\" data-testid=\"tables-history\"><thead><tr><th>Version</th><th>Tables</th><th>Breaking</th><th>Applied by</th><th>Applied at</th></tr></thead> <tbody>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "<table class=\"data\" data-testid=\"tables-history\" data-sortable><thead><tr><th>Version</th><th>Tables</th><th>Breaking</th><th>Applied by</th><th>Applied at</th></tr></thead> <tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
