@@ -381,9 +381,9 @@ func (m *SyncMetrics) ObserveSnapshot(tenant string, rows, bytes int) {
 	})
 }
 
-// ObserveBytesOut counts response bytes sent outside pulls and snapshot
-// pages (committed bundle rows, for example).
-func (m *SyncMetrics) ObserveBytesOut(tenant string, rows, bytes int) {
+// ObserveSent counts rows and bytes sent outside pulls and snapshot pages
+// (committed bundle rows, for example).
+func (m *SyncMetrics) ObserveSent(tenant string, rows, bytes int) {
 	if m == nil {
 		return
 	}
