@@ -164,7 +164,7 @@ func (c *Console) tenantOverview(gc *gin.Context) error {
 		c.log.WarnContext(ctx, "read tenant usage", "tenant", string(a.Tenant.Slug), "err", err)
 		v.UsageError = "Usage is unavailable right now."
 	} else {
-		v.ActiveToday, v.Devices, v.Storage = u.ActiveToday, u.Devices, humanBytes(u.StorageBytes)
+		v.ActiveToday, v.Active30d, v.Devices, v.Storage = u.ActiveToday, u.Active30d, u.Devices, humanBytes(u.StorageBytes)
 		for _, d := range u.Days {
 			label := d.Day.Format("02")
 			v.BundleBars = append(v.BundleBars, components.Bar{Label: label, Value: d.Bundles})
@@ -175,13 +175,13 @@ func (c *Console) tenantOverview(gc *gin.Context) error {
 		c.log.WarnContext(ctx, "read tenant quota", "tenant", string(a.Tenant.Slug), "err", err)
 	} else {
 		v.QuotaPlan = q.Plan
-		storage := ""
+		storage, active := "", ""
 		if v.UsageError == "" {
-			storage = v.Storage
+			storage, active = v.Storage, strconv.Itoa(v.Active30d)
 		}
 		l := q.Limits
 		v.Quotas = []tenants.QuotaRow{
-			{Name: "Active devices (30 days)", Limit: limitText(l.MaxActiveDevices, false)},
+			{Name: "Active devices (30 days)", Used: active, Limit: limitText(l.MaxActiveDevices, false)},
 			{Name: "Stored rows", Limit: limitText(l.MaxRows, false)},
 			{Name: "Storage", Used: storage, Limit: limitText(l.MaxStorageBytes, true)},
 			{Name: "Requests per second", Limit: limitFloat(l.RequestsPerSecond)},

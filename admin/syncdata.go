@@ -66,6 +66,7 @@ type BundleRow struct {
 // Usage is a tenant's recent activity.
 type Usage struct {
 	ActiveToday  int
+	Active30d    int // sources seen in the last 30 days (the device quota's measure)
 	Devices      int
 	Days         []DayUsage // oldest first
 	StorageBytes int64
@@ -237,10 +238,10 @@ func (d *pgSyncData) Usage(ctx context.Context, t *tenant.Tenant, days int, now 
 	u := &Usage{}
 	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -(days - 1))
 	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FILTER (WHERE last_seen_at >= $1), count(*) FILTER (WHERE state <> 'retired') FROM `+
-		ident(t, "_sync_source"), start.AddDate(0, 0, days-1)).QueryRow(func(r pgx.Row) error {
-		return r.Scan(&u.ActiveToday, &u.Devices)
-	})
+	today := start.AddDate(0, 0, days-1)
+	b.Queue(`SELECT count(*) FILTER (WHERE last_seen_at >= $1), count(*) FILTER (WHERE last_seen_at >= $2),
+		count(*) FILTER (WHERE state <> 'retired') FROM `+ident(t, "_sync_source"), today, now.Add(-30*24*time.Hour)).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&u.ActiveToday, &u.Active30d, &u.Devices) })
 	counts := map[time.Time]DayUsage{}
 	b.Queue(`SELECT date_trunc('day', committed_at AT TIME ZONE 'UTC'), count(*), coalesce(sum(row_count), 0)
 		FROM `+ident(t, "_sync_bundle")+` WHERE committed_at >= $1 GROUP BY 1`, start).Query(func(rows pgx.Rows) error {

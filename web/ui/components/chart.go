@@ -44,3 +44,12 @@ func layoutBars(bars []Bar) []barGeom {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func viewBox() string { return "0 0 " + itoa(chartW) + " " + itoa(chartH) }
+
+func allZero(bars []Bar) bool {
+	for _, b := range bars {
+		if b.Value != 0 {
+			return false
+		}
+	}
+	return true
+}

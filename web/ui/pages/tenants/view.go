@@ -47,6 +47,7 @@ type OverviewView struct {
 	GatewayPrefix string // e.g. "http://localhost:8080/k/"
 	// Usage; UsageError is set when the sync metadata could not be read.
 	ActiveToday int
+	Active30d   int
 	Devices     int
 	Storage     string
 	BundleBars  []components.Bar
