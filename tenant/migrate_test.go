@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -68,4 +69,22 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	require.ErrorContains(t, err, "append-only")
 	_, err = store.DB().Exec(ctx, `DELETE FROM syncplane.audit_log`)
 	require.ErrorContains(t, err, "append-only")
+}
+
+func TestMigrateAllTenantsSkipsTenantsDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	store := tenanttest.Store(t)
+	tn := tenanttest.Tenant(t, store, "")
+	// Simulate the race: the tenant is listed, then its schema disappears
+	// and its row turns "deleting" before its migration runs.
+	_, err := store.DB().Exec(ctx, `UPDATE syncplane.tenants SET state = 'deleting' WHERE id = $1`, tn.ID)
+	require.NoError(t, err)
+	_, err = store.DB().Exec(ctx, `DROP SCHEMA `+pgx.Identifier{tn.SchemaName()}.Sanitize()+` CASCADE`)
+	require.NoError(t, err)
+	_, err = store.DB().Exec(ctx, `UPDATE syncplane.tenants SET state = 'active' WHERE id = $1`, tn.ID)
+	require.NoError(t, err)
+	require.Error(t, store.MigrateAllTenants(ctx), "an active tenant without its schema is a real failure")
+	_, err = store.DB().Exec(ctx, `UPDATE syncplane.tenants SET state = 'deleting' WHERE id = $1`, tn.ID)
+	require.NoError(t, err)
+	require.NoError(t, store.MigrateAllTenants(ctx))
 }

@@ -248,6 +248,11 @@ func (s *Store) MigrateAllTenants(ctx context.Context) error {
 			return err
 		}
 		if err := MigrateTenantSchema(ctx, pool, t.SchemaName()); err != nil {
+			// A tenant deleted meanwhile (by another replica or operator) is
+			// not an error: there is nothing left to migrate.
+			if cur, lerr := s.TenantByID(ctx, t.ID); errors.Is(lerr, ErrNotFound) || lerr == nil && cur.State == StateDeleting {
+				continue
+			}
 			return err
 		}
 	}
