@@ -32,7 +32,14 @@ SELECT table_name, op, cols, min(row_ordinal), max(row_ordinal) FROM (
 // optimistic-concurrency rules of protocol 8.2.
 const conflictSQL = `
 SELECT p.table_name, p.key_text, p.op, p.base_row_version, coalesce(s.row_version, 0), coalesce(s.deleted, false)
-FROM %[1]s p LEFT JOIN %[2]s s ON s.user_id = $2 AND s.table_name = p.table_name AND s.key_text = p.key_text
+FROM %[1]s p
+LEFT JOIN LATERAL (
+    -- One primary-key probe per staged row whatever the statistics say
+    -- (OFFSET 0 keeps the planner from flattening this into a join that
+    -- stale estimates can turn quadratic).
+    SELECT s.row_version, s.deleted FROM %[2]s s
+    WHERE s.user_id = $2 AND s.table_name = p.table_name AND s.key_text = p.key_text OFFSET 0
+) s ON true
 WHERE p.push_id = $1 AND NOT coalesce(CASE
     WHEN p.op = 'INSERT' THEN (s.row_version IS NULL AND p.base_row_version = 0) OR (s.deleted AND p.base_row_version = s.row_version)
     ELSE s.row_version IS NOT NULL AND NOT s.deleted AND p.base_row_version = s.row_version
@@ -188,12 +195,15 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []a
 				}
 				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+
 					` FROM `+rowsTbl+` p CROSS JOIN LATERAL jsonb_populate_record(NULL::`+tbl+`, p.payload) x
-					WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3 AND t._sync_scope_id = $4 AND t.`+key+` = x.`+key,
+					WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3 AND t._sync_scope_id = $4 AND t.`+key+` = x.`+key+
+					// The key list pins the scan of t to primary-key probes.
+					` AND t.`+key+` = ANY (ARRAY(SELECT q.key_text`+t.keyCast()+` FROM `+rowsTbl+` q
+						WHERE q.push_id = $1 AND q.row_ordinal BETWEEN $2 AND $3))`,
 					pushID, g.Lo, g.Hi, r.user)
 			}
 		case opDelete:
-			b.Queue(`DELETE FROM `+tbl+` AS t USING `+rowsTbl+` p
-				WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3 AND t._sync_scope_id = $4 AND t.`+key+` = p.key_text`+t.keyCast(),
+			b.Queue(`DELETE FROM `+tbl+` AS t WHERE t._sync_scope_id = $4 AND t.`+key+` = ANY (ARRAY(SELECT p.key_text`+t.keyCast()+
+				` FROM `+rowsTbl+` p WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3))`,
 				pushID, g.Lo, g.Hi, r.user)
 		}
 	}

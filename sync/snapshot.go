@@ -224,7 +224,8 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 		INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
 		SELECT $1, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
 		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
-		LEFT JOIN ` + r.t("_sync_row_state") + ` rs ON rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+		LEFT JOIN LATERAL (SELECT rs.row_version FROM ` + r.t("_sync_row_state") + ` rs
+			WHERE rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted OFFSET 0) rs ON true
 		RETURNING octet_length(payload::text) AS len
 	) SELECT count(*), coalesce(sum(len), 0)::bigint,
 		(SELECT count(*) FROM ` + r.t("_sync_row_state") + ` WHERE user_id = $2 AND NOT deleted AND table_name = ANY($3)) FROM ins`

@@ -169,6 +169,7 @@ DECLARE
     keycol text := TG_ARGV[0];
     wire   text;
     c      text;
+    same   boolean;
 BEGIN
     IF bound IS NULL OR bound = '' THEN
         RAISE EXCEPTION 'write to registered table % outside a sync transaction', TG_TABLE_NAME
@@ -190,8 +191,9 @@ BEGIN
     END IF;
 
     -- The wire after-image: bytea columns as base64. The expression names
-    -- the table's bytea columns, so it is built per statement and run with
-    -- EXECUTE (transition tables are visible to it).
+    -- the table's columns, so the statements are built per trigger call and
+    -- run with EXECUTE (transition tables are visible to it). Keys are read
+    -- as column::text, which renders like to_jsonb (uuid: canonical).
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         wire := 'to_jsonb(n) - ''_sync_scope_id''';
         FOR c IN SELECT a.attname::text FROM pg_attribute a
@@ -203,24 +205,35 @@ BEGIN
 
     IF TG_OP = 'INSERT' THEN
         EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT %L, to_jsonb(n) ->> %L, ''I'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
+            SELECT %L, n.%I::text, ''I'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
     ELSIF TG_OP = 'UPDATE' THEN
-        -- A changed key value is a delete of the old key and an insert of the
-        -- new one. Hash joins keep this linear in the statement's row count.
-        INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, o.k, 'D', NULL
-        FROM (SELECT to_jsonb(o) ->> keycol AS k, row_number() OVER () AS rn FROM _sync_old o) o
-        LEFT JOIN (SELECT to_jsonb(n) ->> keycol AS k FROM _sync_new n) n ON n.k = o.k
-        WHERE n.k IS NULL
-        ORDER BY o.rn;
-        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT %L, s.k, CASE WHEN o.k IS NULL THEN ''I'' ELSE ''U'' END, s.j
-            FROM (SELECT to_jsonb(n) ->> %L AS k, %s AS j, row_number() OVER () AS rn FROM _sync_new n) s
-            LEFT JOIN (SELECT DISTINCT to_jsonb(o) ->> %L AS k FROM _sync_old o) o ON o.k = s.k
-            ORDER BY s.rn', TG_TABLE_NAME, keycol, wire, keycol);
+        -- Fast path: the transition tables list old and new images in the
+        -- same order, so when the key sequences are equal no key changed
+        -- and every row is an update of its key.
+        EXECUTE format('SELECT coalesce(bool_and(z.ok = z.nk), true)
+            FROM unnest(ARRAY(SELECT o.%1$I::text FROM _sync_old o), ARRAY(SELECT n.%1$I::text FROM _sync_new n)) AS z(ok, nk)',
+            keycol) INTO same;
+        IF same THEN
+            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+                SELECT %L, n.%I::text, ''U'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
+        ELSE
+            -- A changed key value is a delete of the old key and an insert
+            -- of the new one. Hash joins keep this linear.
+            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+                SELECT %L, o.k, ''D'', NULL
+                FROM (SELECT o.%I::text AS k, row_number() OVER () AS rn FROM _sync_old o) o
+                LEFT JOIN (SELECT n.%I::text AS k FROM _sync_new n) n ON n.k = o.k
+                WHERE n.k IS NULL
+                ORDER BY o.rn', TG_TABLE_NAME, keycol, keycol);
+            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+                SELECT %L, s.k, CASE WHEN o.k IS NULL THEN ''I'' ELSE ''U'' END, s.j
+                FROM (SELECT n.%I::text AS k, %s AS j, row_number() OVER () AS rn FROM _sync_new n) s
+                LEFT JOIN (SELECT DISTINCT o.%I::text AS k FROM _sync_old o) o ON o.k = s.k
+                ORDER BY s.rn', TG_TABLE_NAME, keycol, wire, keycol);
+        END IF;
     ELSE
-        INSERT INTO _sync_capture (table_name, key_text, op, payload)
-        SELECT TG_TABLE_NAME, to_jsonb(o) ->> keycol, 'D', NULL FROM _sync_old o;
+        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
+            SELECT %L, o.%I::text, ''D'', NULL FROM _sync_old o', TG_TABLE_NAME, keycol);
     END IF;
     RETURN NULL;
 END
