@@ -527,7 +527,9 @@ type apiAuditEntry struct {
 
 func (c *Console) apiAudit(gc *gin.Context) error {
 	limit, _ := strconv.Atoi(gc.Query("limit"))
-	es, err := c.auditEntries(gc, accessFrom(gc).Tenant.ID, AuditFilter{Action: gc.Query("action"), Actor: gc.Query("actor"), Limit: limit})
+	before, _ := strconv.ParseInt(gc.Query("before"), 10, 64)
+	es, err := c.auditEntries(gc, accessFrom(gc).Tenant.ID, AuditFilter{Action: gc.Query("action"), Actor: gc.Query("actor"),
+		Before: before, Limit: limit})
 	if err != nil {
 		return err
 	}

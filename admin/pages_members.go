@@ -177,10 +177,14 @@ func (c *Console) memberRemove(gc *gin.Context) error {
 var auditActions = []string{"tenant.create", "tenant.suspend", "tenant.resume", "key.create", "key.revoke", "auth.set",
 	"auth.mint", "tables.apply", "member.invite", "member.join", "member.add", "member.role", "member.remove"}
 
+// auditPage is how many audit entries one console page shows.
+const auditPage = 100
+
 // AuditFilter selects audit entries.
 type AuditFilter struct {
 	Action string
 	Actor  string
+	Before int64 // only entries with a smaller id (paging); 0: newest
 	Limit  int
 }
 
@@ -192,7 +196,8 @@ func (c *Console) auditEntries(gc *gin.Context, tenantID int64, f AuditFilter) (
 	rows, err := c.opts.Pool.Query(gc.Request.Context(), `SELECT id, at, actor, action, target, detail, remote_addr
 		FROM syncplane.audit_log
 		WHERE tenant_id = $1 AND ($2 = '' OR action = $2) AND ($3 = '' OR strpos(lower(actor), lower($3)) > 0)
-		ORDER BY id DESC LIMIT $4`, tenantID, f.Action, f.Actor, f.Limit)
+			AND ($5 = 0 OR id < $5)
+		ORDER BY id DESC LIMIT $4`, tenantID, f.Action, f.Actor, f.Limit, f.Before)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +217,14 @@ func (c *Console) auditPage(gc *gin.Context) error {
 	a := accessFrom(gc)
 	v := auditpage.View{Page: c.tenantPage(gc, "Audit log", "audit"), Action: gc.Query("action"), Actor: gc.Query("actor"),
 		Actions: auditActions}
-	es, err := c.auditEntries(gc, a.Tenant.ID, AuditFilter{Action: v.Action, Actor: v.Actor})
+	before, _ := strconv.ParseInt(gc.Query("before"), 10, 64)
+	es, err := c.auditEntries(gc, a.Tenant.ID, AuditFilter{Action: v.Action, Actor: v.Actor, Before: before, Limit: auditPage + 1})
 	if err != nil {
 		return err
+	}
+	if len(es) > auditPage {
+		es = es[:auditPage]
+		v.Older = es[auditPage-1].ID
 	}
 	for _, e := range es {
 		d := string(e.Detail)

@@ -96,3 +96,20 @@ func TestConsoleRefusals(t *testing.T) {
 	p = owner.get("/console/account")
 	require.Contains(t, p.testid("tokens").Text(), "revoked")
 }
+
+func TestAuditPaging(t *testing.T) {
+	h := newHarness(t)
+	owner := h.signup()
+	slug := owner.newTenant("auditpg")
+	_, err := h.store.DB().Exec(context.Background(), `INSERT INTO syncplane.audit_log (tenant_id, actor, action, target)
+		SELECT $1, 'test', 'key.create', 'k' || g FROM generate_series(1, 120) g`, mustTenantID(t, h, slug))
+	require.NoError(t, err)
+	p := owner.get("/console/t/" + slug + "/audit?action=key.create")
+	require.Equal(t, 100, p.testid("audit-row").Length())
+	older, ok := p.testid("audit-older").Attr("href")
+	require.True(t, ok)
+	require.Contains(t, older, "action=key.create")
+	p = owner.get(older)
+	require.Equal(t, 20, p.testid("audit-row").Length())
+	require.Equal(t, 0, p.testid("audit-older").Length())
+}

@@ -2,6 +2,8 @@
 package audit
 
 import (
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/syncplane/syncplane/web/ui/layout"
@@ -14,6 +16,19 @@ type View struct {
 	Action  string // filter: action prefix, e.g. "key."
 	Actor   string // filter: actor substring
 	Actions []string
+	Older   int64 // "before" of the next page; 0 when there is none
+}
+
+// OlderURL links to the next page of older entries, keeping the filters.
+func (v View) OlderURL() string {
+	q := url.Values{"before": {strconv.FormatInt(v.Older, 10)}}
+	if v.Action != "" {
+		q.Set("action", v.Action)
+	}
+	if v.Actor != "" {
+		q.Set("actor", v.Actor)
+	}
+	return "/console/t/" + v.Page.Tenant.Slug + "/audit?" + q.Encode()
 }
 
 // Entry is one audit record.
