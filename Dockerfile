@@ -19,8 +19,10 @@ COPY . .
 # them); empty means the build container's own platform.
 ARG TARGETOS
 ARG TARGETARCH
+# The version the binary reports (syncplane version, syncplane_build_info).
+ARG VERSION=dev
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w" -o /out/syncplane ./cmd/syncplane
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/syncplane ./cmd/syncplane
 
 FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="syncplane" \
