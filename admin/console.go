@@ -1,6 +1,3 @@
-// Package admin is Syncplane's web console and management API: accounts
-// and sessions, tenant roles enforced with casbin, and the pages and JSON
-// routes through which app developers manage their tenants.
 package admin
 
 import (

@@ -1,0 +1,49 @@
+// Package admin is Syncplane's web console (/console) and management API
+// (/api/v1): accounts and sessions, tenant roles enforced with casbin, and
+// the pages and JSON routes through which app developers manage their
+// tenants.
+//
+// # Accounts and sessions
+//
+// People sign up with an email and a password (argon2id). Sessions are
+// server-side (scs) in syncplane.sessions, behind an HttpOnly, SameSite=Lax
+// cookie that is Secure unless the console is served over plain HTTP. Every
+// form carries a gorilla/csrf token. Logins are rate limited per address and
+// per email. Changing a password signs out every other session. With
+// SYNCPLANE_SIGNUP=closed, accounts are created only through invitation
+// links (tenant invitations, or sign-up links from platform operators); the
+// very first account can always sign up and becomes a platform operator.
+//
+// # Roles
+//
+// A membership gives an account one role in one tenant. The embedded casbin
+// model and policy (rbac_model.conf, rbac_policy.csv) decide what a role may
+// do; authorize is the single check for console pages and API routes alike:
+//
+//	action            viewer developer admin owner operator
+//	tenant.read         x       x       x     x      x
+//	keys/auth/tables/
+//	members/audit/
+//	devices .read       x       x       x     x      x
+//	auth.test           x       x       x     x      x
+//	keys/auth/tables/
+//	devices .write,
+//	auth.mint                   x       x     x
+//	tenant.settings,
+//	members.write                       x     x
+//	tenant.suspend                            x      x
+//	tenant.delete                             x
+//
+// Platform operators see every tenant (with the operator role where they
+// are not members) and may suspend one. Someone with no relation to a
+// tenant gets 404, exactly as for a tenant that does not exist. On the API,
+// a tenant secret key acts as a developer of its own tenant and a personal
+// access token acts as its account.
+//
+// # Sync data
+//
+// The devices, data and overview pages read the sync engine's metadata
+// (_sync_source, _sync_scope, _sync_bundle, _sync_bundle_row and the synced
+// tables in t_<slug>) through the SyncData interface; retiring a device is
+// its only write.
+package admin
