@@ -304,6 +304,9 @@ func checkDockerfile(df *dockerfile) []string {
 				if cgo != "0" {
 					addf("line %d: go build without CGO_ENABLED=0 (got %q); the runtime image has no libc", in.Line, cgo)
 				}
+				if !strings.Contains(in.Args, "-X main.version=") {
+					addf("line %d: go build does not stamp the version (-ldflags -X main.version=...)", in.Line)
+				}
 			}
 		}
 	}
@@ -400,6 +403,7 @@ func TestDockerfileCheckCatchesMistakes(t *testing.T) {
 		{"wrong healthcheck", `(?m)"healthcheck"`, `"version"`, "must run `syncplane healthcheck`"},
 		{"cgo on", `CGO_ENABLED=0`, "CGO_ENABLED=1", "without CGO_ENABLED=0"},
 		{"cgo unset", `CGO_ENABLED=0 `, "", "without CGO_ENABLED=0"},
+		{"no version", ` -X main\.version=\$\{VERSION\}`, "", "does not stamp the version"},
 		{"env password", `(?m)^EXPOSE `, "ENV DATABASE_PASSWORD=hunter2\nEXPOSE ", "DATABASE_PASSWORD looks like a secret"},
 		{"legacy env key", `(?m)^EXPOSE `, "ENV STRIPE_API_KEY sk_live_123\nEXPOSE ", "STRIPE_API_KEY looks like a secret"},
 		{"arg token", `(?m)^EXPOSE `, "ARG GITHUB_TOKEN=ghp_123\nEXPOSE ", "GITHUB_TOKEN looks like a secret"},
