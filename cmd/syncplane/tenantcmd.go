@@ -185,6 +185,15 @@ func (c *cli) tenant(slug string) (*tenant.Tenant, error) {
 	return t, err
 }
 
+// tenantArg checks the positional arguments (the slug first, then more)
+// and loads the tenant the slug names.
+func (c *cli) tenantArg(pos []string, more ...string) (*tenant.Tenant, error) {
+	if err := wantArgs(pos, append([]string{"<slug>"}, more...)...); err != nil {
+		return nil, err
+	}
+	return c.tenant(pos[0])
+}
+
 type tenantCommand func(fs *flag.FlagSet) func(c *cli, pos []string) error
 
 var tenantCommands = map[string]tenantCommand{
@@ -232,10 +241,7 @@ var tenantCommands = map[string]tenantCommand{
 	},
 	"show": func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -292,10 +298,7 @@ var tenantCommands = map[string]tenantCommand{
 		kind := fs.String("kind", string(tenant.KeyPublishable), "publishable (ships in apps) or secret (server to server)")
 		label := fs.String("label", "", "a note saying where the key is used")
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -313,10 +316,7 @@ var tenantCommands = map[string]tenantCommand{
 	},
 	"key list": func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -335,10 +335,7 @@ var tenantCommands = map[string]tenantCommand{
 	},
 	"key revoke": func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>", "<key id>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos, "<key id>")
 			if err != nil {
 				return err
 			}
@@ -366,10 +363,7 @@ var tenantCommands = map[string]tenantCommand{
 		aud := fs.String("audience", "", "required aud claim")
 		leeway := fs.Int("leeway-seconds", 0, "clock leeway in seconds (default 30)")
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -415,10 +409,7 @@ var tenantCommands = map[string]tenantCommand{
 	},
 	"auth show": func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -486,10 +477,7 @@ var tenantCommands = map[string]tenantCommand{
 	"tables show": func(fs *flag.FlagSet) func(*cli, []string) error {
 		ver := fs.Int("version", 0, "version to show (default: current)")
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -513,10 +501,7 @@ var tenantCommands = map[string]tenantCommand{
 	},
 	"tables versions": func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -538,10 +523,7 @@ var tenantCommands = map[string]tenantCommand{
 func init() {
 	tenantCommands["quota show"] = func(fs *flag.FlagSet) func(*cli, []string) error {
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
@@ -564,10 +546,7 @@ func init() {
 		}
 		rps := fs.Float64("requests-per-second", -2, "override; 0 = unlimited, -1 = the plan's value")
 		return func(c *cli, pos []string) error {
-			if err := wantArgs(pos, "<slug>"); err != nil {
-				return err
-			}
-			t, err := c.tenant(pos[0])
+			t, err := c.tenantArg(pos)
 			if err != nil {
 				return err
 			}
