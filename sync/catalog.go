@@ -37,14 +37,26 @@ func (t *catTable) keyCast() string {
 }
 
 // wireExpr is the SQL expression of a row's wire payload (5.4) for the
-// table aliased alias: to_jsonb minus the scope column, bytea columns as
-// standard base64 (encode breaks lines every 76 characters).
+// table aliased alias, as json text: every visible column in declared order,
+// rendered by PostgreSQL's JSON output like to_jsonb would, bytea columns as
+// standard base64 (encode wraps lines every 76 characters).
 func (t *catTable) wireExpr(alias string) string {
-	e := `(to_jsonb(` + alias + `) - '` + scopeColumn + `')`
-	for _, c := range t.bytea {
-		e += ` || jsonb_build_object('` + c + `', translate(encode(` + alias + `.` + col(c) + `, 'base64'), E'\n', ''))`
+	if len(t.colList) > 50 { // json_build_object takes at most 100 arguments
+		e := `((to_jsonb(` + alias + `) - '` + scopeColumn + `')`
+		for _, c := range t.bytea {
+			e += ` || jsonb_build_object('` + c + `', translate(encode(` + alias + `.` + col(c) + `, 'base64'), E'\n', ''))`
+		}
+		return e + `)`
 	}
-	return e
+	parts := make([]string, 0, len(t.colList))
+	for _, c := range t.colList {
+		v := alias + `.` + col(c)
+		if t.cols[c] == tenant.ColumnBlob {
+			v = `translate(encode(` + v + `, 'base64'), E'\n', '')`
+		}
+		parts = append(parts, `'`+c+`', `+v)
+	}
+	return `json_build_object(` + strings.Join(parts, ", ") + `)`
 }
 
 // catalogCache maps *tenant.Schema to its *catalog. Runtimes reloaded by

@@ -218,17 +218,22 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	for _, t := range r.cat.tables {
 		names = append(names, t.name)
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
-			t.wireExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
+			t.wireExpr("t")+`::text AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
 	}
 	q := `WITH ins AS (
 		INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
 		SELECT $1, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
 		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
-		LEFT JOIN LATERAL (SELECT rs.row_version FROM ` + r.t("_sync_row_state") + ` rs
-			WHERE rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted OFFSET 0) rs ON true
-		RETURNING octet_length(payload::text) AS len
+		LEFT JOIN ` + r.t("_sync_row_state") + ` rs
+			ON rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+		RETURNING octet_length(payload) AS len
 	) SELECT count(*), coalesce(sum(len), 0)::bigint,
 		(SELECT count(*) FROM ` + r.t("_sync_row_state") + ` WHERE user_id = $2 AND NOT deleted AND table_name = ANY($3)) FROM ins`
+	// Every live row of the user is read: hash joins are right whatever
+	// the statistics say, and nested loops over stale estimates go quadratic.
+	if _, err := tx.Exec(c, `SET LOCAL enable_nestloop = off`); err != nil {
+		return fmt.Errorf("plan snapshot: %w", err)
+	}
 	var live int64
 	if err := tx.QueryRow(c, q, id, r.user, names).Scan(&resp.RowCount, &resp.ByteCount, &live); err != nil {
 		return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
@@ -274,7 +279,7 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT user_id, snapshot_bundle_seq, expires_at <= now() FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id)
-	b.Queue(`SELECT table_name, key_text, row_version, payload::text FROM `+r.t("_sync_snapshot_row")+`
+	b.Queue(`SELECT table_name, key_text, row_version, payload FROM `+r.t("_sync_snapshot_row")+`
 		WHERE snapshot_id = $1 AND row_ordinal > $2 ORDER BY row_ordinal LIMIT $3`, id, after, maxRows+1)
 	br := r.pool.SendBatch(c, b)
 	defer br.Close()

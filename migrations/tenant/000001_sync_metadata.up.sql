@@ -139,7 +139,7 @@ CREATE TABLE _sync_snapshot_row (
     table_name  text NOT NULL,
     key_text    text NOT NULL,
     row_version bigint NOT NULL,
-    payload     jsonb NOT NULL,
+    payload     text NOT NULL, -- wire JSON, served verbatim
     PRIMARY KEY (snapshot_id, row_ordinal)
 );
 
