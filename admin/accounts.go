@@ -530,6 +530,26 @@ func (s *Accounts) PendingInvitations(ctx context.Context, tenantID int64) ([]In
 	})
 }
 
+// CancelInvitation withdraws a pending invitation of tenantID.
+func (s *Accounts) CancelInvitation(ctx context.Context, tenantID, id int64, by tenant.Actor) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var email string
+		err := tx.QueryRow(ctx, `DELETE FROM syncplane.invitations WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL
+			RETURNING email`, id, tenantID).Scan(&email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tenant.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, tenantID, by, "member.uninvite", email, nil)
+	})
+	if err != nil && !errors.Is(err, tenant.ErrNotFound) {
+		return fmt.Errorf("cancel invitation: %w", err)
+	}
+	return err
+}
+
 // CreateAccessToken issues a personal access token; the token text is
 // returned once and only its hash is stored.
 func (s *Accounts) CreateAccessToken(ctx context.Context, accountID int64, label string) (string, *AccessToken, error) {

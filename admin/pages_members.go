@@ -39,7 +39,7 @@ func (c *Console) membersView(gc *gin.Context) (members.View, error) {
 			return v, err
 		}
 		for _, i := range inv {
-			v.Pending = append(v.Pending, members.Pending{Email: i.Email, Role: string(i.Role), Expires: i.ExpiresAt})
+			v.Pending = append(v.Pending, members.Pending{ID: i.ID, Email: i.Email, Role: string(i.Role), Expires: i.ExpiresAt})
 		}
 	}
 	return v, nil
@@ -175,7 +175,21 @@ func (c *Console) memberRemove(gc *gin.Context) error {
 
 // auditActions are the action filters offered on the audit page.
 var auditActions = []string{"tenant.create", "tenant.suspend", "tenant.resume", "key.create", "key.revoke", "auth.set",
-	"auth.mint", "tables.apply", "member.invite", "member.join", "member.add", "member.role", "member.remove"}
+	"auth.mint", "tables.apply", "member.invite", "member.uninvite", "member.join", "member.add", "member.role",
+	"member.remove", "device.retire"}
+
+func (c *Console) invitationCancel(gc *gin.Context) error {
+	a := accessFrom(gc)
+	id, err := strconv.ParseInt(gc.Param("id"), 10, 64)
+	if err != nil {
+		return notFoundPage
+	}
+	if err := c.accounts.CancelInvitation(gc.Request.Context(), a.Tenant.ID, id, c.actor(gc)); err != nil {
+		return err
+	}
+	c.flash(gc, "ok", "The invitation was withdrawn; its link no longer works.")
+	return c.redirect(gc, "/console/t/"+string(a.Tenant.Slug)+"/members")
+}
 
 // auditPage is how many audit entries one console page shows.
 const auditPage = 100

@@ -44,6 +44,7 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 	t.POST("/members/invite", can(ActMembersWrite), c.page(c.memberInvite))
 	t.POST("/members/:account/role", can(ActMembersWrite), c.page(c.memberRole))
 	t.POST("/members/:account/remove", can(ActMembersWrite), c.page(c.memberRemove))
+	t.POST("/invitations/:id/cancel", can(ActMembersWrite), c.page(c.invitationCancel))
 
 	t.GET("/audit", can(ActAuditRead), c.page(c.auditPage))
 	t.GET("/devices", can(ActDevicesRead), c.page(c.devicesPage))

@@ -162,6 +162,23 @@ func TestMembersAndRoles(t *testing.T) {
 	require.True(t, strings.HasPrefix(link, "http://console.test/console/invite/inv_"), link)
 	path := strings.TrimPrefix(link, "http://console.test")
 
+	// A second invitation is withdrawn: its link stops working.
+	p = owner.post(base+"/members/invite", url.Values{"email": {randomEmail("gone")}, "role": {"viewer"}})
+	gonePath := strings.TrimPrefix(p.text("invite-link"), "http://console.test")
+	p = owner.get(base + "/members")
+	require.Equal(t, 2, p.testid("invitation-row").Length())
+	var goneID string
+	p.testid("invitation-row").Each(func(i int, s *goquerySelection) {
+		if strings.Contains(s.Text(), "gone-") {
+			act, _ := s.Find("form").Attr("action")
+			goneID = strings.TrimSuffix(strings.TrimPrefix(act, base+"/invitations/"), "/cancel")
+		}
+	})
+	require.NotEmpty(t, goneID)
+	require.Equal(t, http.StatusSeeOther, owner.post(base+"/invitations/"+goneID+"/cancel", nil).Status)
+	require.Equal(t, http.StatusNotFound, h.client().get(gonePath).Status)
+	require.Equal(t, http.StatusNotFound, owner.post(base+"/invitations/"+goneID+"/cancel", nil).Status)
+
 	// Someone else cannot accept it.
 	stranger := h.signup()
 	stranger.get(path)

@@ -31,6 +31,7 @@ type Member struct {
 
 // Pending is an unaccepted invitation.
 type Pending struct {
+	ID      int64
 	Email   string
 	Role    string
 	Expires time.Time
