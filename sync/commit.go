@@ -76,7 +76,7 @@ WITH c AS (
     ON CONFLICT (user_id, table_name, key_text)
     DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted
 )
-SELECT table_name, key_text, op, payload::text FROM o ORDER BY row_ordinal`
+SELECT table_name, key_text, op, payload FROM o ORDER BY row_ordinal`
 
 // finishBundle seals a bound transaction whose business-table writes are
 // done: it collapses the captured effects into bundle latest+1, writes the

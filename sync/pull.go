@@ -122,7 +122,7 @@ func (h *Handler) committedBundleRows(c *gin.Context) error {
 		if err != nil {
 			return fmt.Errorf("read bundle: %w", err)
 		}
-		rows, err := tx.Query(c, `SELECT row_ordinal, table_name, key_text, op, payload::text FROM `+r.t("_sync_bundle_row")+`
+		rows, err := tx.Query(c, `SELECT row_ordinal, table_name, key_text, op, payload FROM `+r.t("_sync_bundle_row")+`
 			WHERE user_id = $1 AND bundle_seq = $2 AND row_ordinal > $3 ORDER BY row_ordinal LIMIT $4`, r.user, seq, after, maxRows+1)
 		if err != nil {
 			return fmt.Errorf("read bundle rows: %w", err)
@@ -227,7 +227,7 @@ func (h *Handler) pull(c *gin.Context) error {
 		}
 		hi := min(stable, after+maxB, s.Latest)
 		rows, err := tx.Query(c, `SELECT b.bundle_seq, b.source_id, b.source_bundle_id, b.row_count, b.bundle_hash,
-				r.table_name, r.key_text, r.op, r.payload::text
+				r.table_name, r.key_text, r.op, r.payload
 			FROM `+r.t("_sync_bundle")+` b JOIN `+r.t("_sync_bundle_row")+` r ON r.user_id = b.user_id AND r.bundle_seq = b.bundle_seq
 			WHERE b.user_id = $1 AND b.bundle_seq > $2 AND b.bundle_seq <= $3
 			ORDER BY b.bundle_seq, r.row_ordinal`, r.user, after, hi)

@@ -72,7 +72,7 @@ CREATE TABLE _sync_bundle_row (
     table_name  text NOT NULL,
     key_text    text NOT NULL,
     op          text NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
-    payload     jsonb,
+    payload     text, -- wire JSON, served verbatim; NULL for DELETE
     PRIMARY KEY (user_id, bundle_seq, row_ordinal)
 );
 
@@ -152,7 +152,7 @@ CREATE UNLOGGED TABLE _sync_capture (
     table_name text NOT NULL,
     key_text   text NOT NULL,
     op         "char" NOT NULL CHECK (op IN ('I', 'U', 'D')),
-    payload    jsonb
+    payload    text -- wire JSON
 );
 CREATE INDEX _sync_capture_txid_idx ON _sync_capture (txid, seq);
 
@@ -169,6 +169,7 @@ DECLARE
     keycol text := TG_ARGV[0];
     wire   text;
     c      text;
+    ncols  bigint;
     same   boolean;
 BEGIN
     IF bound IS NULL OR bound = '' THEN
@@ -195,12 +196,26 @@ BEGIN
     -- run with EXECUTE (transition tables are visible to it). Keys are read
     -- as column::text, which renders like to_jsonb (uuid: canonical).
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        wire := 'to_jsonb(n) - ''_sync_scope_id''';
-        FOR c IN SELECT a.attname::text FROM pg_attribute a
-                 WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype
-                 ORDER BY a.attnum LOOP
-            wire := wire || format(' || jsonb_build_object(%L, translate(encode(n.%I, ''base64''), E''\n'', ''''))', c, c);
-        END LOOP;
+        SELECT count(*), string_agg(format('%L, %s', a.attname,
+                   CASE WHEN a.atttypid = 'bytea'::regtype
+                        THEN format('translate(encode(n.%I, ''base64''), E''\n'', '''')', a.attname)
+                        ELSE format('n.%I', a.attname) END), ', ' ORDER BY a.attnum)
+        INTO ncols, wire
+        FROM pg_attribute a
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> '_sync_scope_id';
+        IF ncols <= 50 THEN
+            -- json text in declared column order, rendered like to_jsonb.
+            wire := 'json_build_object(' || wire || ')::text';
+        ELSE
+            -- json_build_object takes at most 100 arguments.
+            wire := 'to_jsonb(n) - ''_sync_scope_id''';
+            FOR c IN SELECT a.attname::text FROM pg_attribute a
+                     WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'bytea'::regtype
+                     ORDER BY a.attnum LOOP
+                wire := wire || format(' || jsonb_build_object(%L, translate(encode(n.%I, ''base64''), E''\n'', ''''))', c, c);
+            END LOOP;
+            wire := '(' || wire || ')::text';
+        END IF;
     END IF;
 
     IF TG_OP = 'INSERT' THEN
