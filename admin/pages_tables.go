@@ -82,6 +82,10 @@ func (c *Console) tablesSubmit(gc *gin.Context) error {
 	switch {
 	case errors.As(err, &de):
 		v.Problems = de.Problems
+		if len(def.Tables) > 0 {
+			// The document was read: show each problem by its table or column.
+			v.Fields, v.Problems = tables.PlaceProblems(def, de.Problems)
+		}
 		return c.render(gc, http.StatusUnprocessableEntity, tables.Editor(v))
 	case errors.As(err, &se):
 		v.Error = se.Error()

@@ -90,6 +90,11 @@ func TestTenantPages(t *testing.T) {
 	p = c.post(base+"/tables", url.Values{"definition": {bad}, "op": {"preview"}})
 	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
 	require.Contains(t, p.text("tables-problems"), "tables[0].columns[0].type")
+	// The problem sits next to its column.
+	field := p.Doc.Find(`tr.invalid[data-testid="tables-field"]`)
+	require.Equal(t, 1, field.Length())
+	require.Contains(t, field.Text(), "notes.id nope")
+	require.Contains(t, field.Find(`[data-testid="tables-problem"]`).Text(), "tables[0].columns[0].type")
 	good := `{"tables":[{"name":"notes","sync_key":"id","columns":[{"name":"id","type":"uuid"},{"name":"body","type":"text","nullable":true}]}]}`
 	p = c.post(base+"/tables", url.Values{"definition": {good}, "op": {"preview"}})
 	require.Equal(t, http.StatusOK, p.Status, p.Body)
