@@ -115,3 +115,22 @@ func TestConf78SourcePerUser(t *testing.T) {
 	r := b.push(1, userRow(newUUID(), "1")).expect(t, 200, "")
 	require.EqualValues(t, 1, r.num("bundle_seq"))
 }
+
+// 10: an administrative retire reserves a replacement the device's rotation
+// can adopt.
+func TestAdministrativeRetire(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client("u1", "dev")
+	c.attach()
+	c.push(1, userRow(newUUID(), "1")).expect(t, 200, "")
+	repl, err := e.h.RetireSource(t.Context(), e.scope("u1"), "dev")
+	require.NoError(t, err)
+	again, err := e.h.RetireSource(t.Context(), e.scope("u1"), "dev")
+	require.NoError(t, err)
+	require.Equal(t, repl, again)
+	r := c.create(2, 1).expect(t, 409, "source_retired")
+	require.Equal(t, repl, r.str("replaced_by_source_id"))
+	c.do("POST", "/sync/snapshot-sessions", rotation("dev", repl, "source_retired")).expect(t, 200, "")
+	e.client("u1", repl).push(1, userRow(newUUID(), "2")).expect(t, 200, "")
+}
