@@ -181,6 +181,11 @@ func newTenant(t *testing.T, retained ...int) *e2eTenant {
 		{"tenant", "auth", "set", slug, "--hs256-secret", e.secret},
 		{"tenant", "tables", "apply", slug, "--file", defFile, "--yes"},
 	}
+	t.Cleanup(func() {
+		if out, err := runCLI("tenant", "delete", slug, "--confirm", slug); err != nil {
+			t.Logf("syncplane tenant delete %s: %v\n%s", slug, err, out)
+		}
+	})
 	var key string
 	for _, args := range steps {
 		out, err := runCLI(args...)
@@ -741,8 +746,11 @@ func TestE2EWatch(t *testing.T) {
 	insertUser(t, b, uid, "watched")
 	must(t, b.Sync(ctx))
 	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond) // a reconnect can catch up without an event
+	defer tick.Stop()
 	for a.Checkpoint() < 1 {
 		select {
+		case <-tick.C:
 		case ev := <-events:
 			if ev.Err != nil {
 				t.Fatalf("sync on event: %v", ev.Err)

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,7 +28,9 @@ type APIError struct {
 	// SourceID and ReplacedBySourceID are set for 409 source_retired.
 	SourceID           string
 	ReplacedBySourceID string
-	Body               []byte
+	// RetryAfter is the Retry-After header of a 429 or 503, if any.
+	RetryAfter time.Duration
+	Body       []byte
 }
 
 func (e *APIError) Error() string {
@@ -84,6 +88,9 @@ func retryable(err error) bool {
 // retryAttempts is how often a retryable operation is tried (Go client: 3).
 const retryAttempts = 3
 
+// maxRetryAfter bounds how long a Retry-After header makes the client wait.
+const maxRetryAfter = 5 * time.Second
+
 // withRetry runs fn up to retryAttempts times while it fails retryably,
 // sleeping 100 ms doubling to 1 s with ±20 % jitter in between.
 func withRetry(ctx context.Context, fn func() error) error {
@@ -94,6 +101,12 @@ func withRetry(ctx context.Context, fn func() error) error {
 			return err
 		}
 		d := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+		// Syncplane's 429 rate_limited says when to come back; honour it
+		// (bounded), which the protocol allows and the reference ignores.
+		var ae *APIError
+		if errors.As(err, &ae) && ae.RetryAfter > d {
+			d = min(ae.RetryAfter, maxRetryAfter)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -128,7 +141,9 @@ func (c *Client) send(ctx context.Context, r request, out any) error {
 		return nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return decodeAPIError(r, resp.StatusCode, data)
+		ae := decodeAPIError(r, resp.StatusCode, data)
+		ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		return ae
 	}
 	if out == nil {
 		return nil
@@ -182,6 +197,15 @@ func (c *Client) open(ctx context.Context, r request) (*http.Response, error) {
 	}
 	req.Header.Set("Oversync-Source-ID", src)
 	return c.http.Do(req)
+}
+
+// retryAfter parses a Retry-After header given in seconds.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 func decodeAPIError(r request, status int, data []byte) *APIError {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestRetryOnTransientStatuses(t *testing.T) {
@@ -22,6 +23,7 @@ func TestRetryOnTransientStatuses(t *testing.T) {
 			w.WriteHeader(503)
 			w.Write([]byte(`{"error":"service_unavailable","message":"draining"}`))
 		case r.URL.Path == "/k/x/sync/capabilities" && n == 2:
+			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(429)
 			w.Write([]byte(`{"error":"rate_limited","message":"slow down"}`))
 		case r.URL.Path == "/k/x/sync/capabilities":
@@ -34,9 +36,13 @@ func TestRetryOnTransientStatuses(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := openTest(t, testSchema(t), srv.URL+"/k/x/", func(context.Context) (string, error) { return "tok", nil })
+	start := time.Now()
 	caps, err := c.Capabilities(context.Background())
 	if err != nil || !caps["connect_lifecycle"] || calls.Load() != 3 {
 		t.Fatalf("caps %v err %v after %d calls", caps, err, calls.Load())
+	}
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Fatalf("Retry-After: 1 not honoured (%s)", el)
 	}
 	// Non-retryable statuses fail at once, decoded.
 	calls.Store(0)

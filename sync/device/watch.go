@@ -48,10 +48,14 @@ func (c *Client) Watch(ctx context.Context, onEvent func(WatchEvent)) error {
 			break
 		}
 		wait := backoff
+		var ae *APIError
 		if err == nil || IsCode(err, "bundle_change_watch_forbidden") || IsCode(err, "bundle_change_watch_disabled") {
 			wait = PollInterval // poll mode
 		} else {
 			c.logf("device: watch: %v", err)
+			if errors.As(err, &ae) && ae.RetryAfter > wait {
+				wait = min(ae.RetryAfter, maxRetryAfter)
+			}
 			backoff = min(2*backoff, 30*time.Second)
 		}
 		select {
@@ -77,15 +81,19 @@ func (c *Client) watchStream(ctx context.Context, onEvent func(WatchEvent)) erro
 	}
 	r := request{method: http.MethodGet, path: "/sync/watch", sourceID: st.sourceID,
 		query: url.Values{"after_bundle_seq": {strconv.FormatInt(st.cp, 10)}}}
+	c.logf("device: watch: opening the stream after bundle %d", st.cp)
 	resp, err := c.open(ctx, r)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	c.logf("device: watch: stream answered %d", resp.StatusCode)
 	if resp.StatusCode != http.StatusOK {
 		data := make([]byte, 4096)
 		n, _ := resp.Body.Read(data)
-		return decodeAPIError(r, resp.StatusCode, data[:n])
+		ae := decodeAPIError(r, resp.StatusCode, data[:n])
+		ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		return ae
 	}
 	poll := time.NewTicker(PollInterval)
 	defer poll.Stop()
@@ -129,6 +137,7 @@ func (c *Client) watchStream(ctx context.Context, onEvent func(WatchEvent)) erro
 			resp.Body.Close()
 			return ctx.Err()
 		case ev := <-events:
+			c.logf("device: watch: event for bundle %d", ev.BundleSeq)
 			ev.Err = c.Sync(ctx)
 			if ev.Err != nil {
 				c.logf("device: watch: sync after bundle %d: %v", ev.BundleSeq, ev.Err)

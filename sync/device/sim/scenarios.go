@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/syncplane/syncplane/sync/device"
@@ -34,9 +35,7 @@ func Scenarios() []Scenario {
 		{"column-types", columnTypes},
 		{"watch-wakeup", watchWakeup},
 		{"large-push", largePush},
-		{"history-pruned", func(t *T) {
-			t.Skipf("needs a tenant with a small retained window (covered by sync/device tests)")
-		}},
+		{"history-pruned", historyPruned},
 		{"server-originated-writes", serverWrites},
 	}
 }
@@ -348,7 +347,16 @@ func columnTypes(t *T) {
 
 func watchWakeup(t *T) {
 	u := t.User("u")
-	a, b := t.Device(u), t.Device(u)
+	var logMu sync.Mutex
+	var logs []string
+	a := t.Device(u, func(c *device.Config) {
+		c.Logf = func(format string, args ...any) {
+			logMu.Lock()
+			logs = append(logs, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
+			logMu.Unlock()
+		}
+	})
+	b := t.Device(u)
 	t.attach(a)
 	t.attach(b)
 	caps, err := a.Capabilities(t.ctx)
@@ -368,16 +376,21 @@ func watchWakeup(t *T) {
 		t.sync(b)
 		want, _ := b.State(t.ctx)
 		timeout := time.After(15 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond) // a reconnect can catch up without an event
 		for a.Checkpoint() < want.Checkpoint {
 			select {
+			case <-tick.C:
 			case ev := <-events:
 				if ev.Err != nil && !errors.Is(ev.Err, context.Canceled) {
 					t.Fatalf("sync on watch event: %v", ev.Err)
 				}
 			case <-timeout:
-				t.Fatalf("watch did not deliver bundle %d", want.Checkpoint)
+				logMu.Lock()
+				t.Fatalf("watch did not deliver bundle %d (committed at %s); watcher log:\n%s", want.Checkpoint,
+					start.Format("15:04:05.000"), strings.Join(logs, "\n"))
 			}
 		}
+		tick.Stop()
 		t.Logf("bundle %d reached the watcher in %s", want.Checkpoint, time.Since(start).Round(time.Millisecond))
 	}
 	cancel()
@@ -466,4 +479,34 @@ func serverWrites(t *T) {
 	b := t.Device(u)
 	t.attach(b)
 	t.Converged(u, a, b)
+}
+
+func historyPruned(t *T) {
+	w := t.cfg.RetainedWindow
+	if w <= 0 || w > 200 {
+		t.Skipf("needs a tenant with a small retained window (set RetainedWindow, at most 200)")
+	}
+	u := t.User("u")
+	a, b := t.Device(u), t.Device(u)
+	uid := newUUID()
+	t.insertUser(a, uid, "v0")
+	t.attach(a)
+	t.attach(b) // checkpoint 1
+	// b goes offline with an edit while a commits past the window.
+	t.Exec(b, `UPDATE users SET email = 'offline@example.com' WHERE id = ?`, uid)
+	for i := 0; i < w+2; i++ {
+		t.insertUser(a, newUUID(), fmt.Sprintf("bundle %d", i))
+		t.sync(a)
+	}
+	src := b.SourceID()
+	t.sync(b, b) // push (ok), pull: history_pruned -> keep-source snapshot rebuild
+	t.sync(a)
+	t.Converged(u, a, b)
+	if b.SourceID() != src {
+		t.Fatalf("a keep-source rebuild changed the source")
+	}
+	if t.count(a, `SELECT COUNT(*) FROM users WHERE email = 'offline@example.com'`) != 1 {
+		t.Fatalf("b's offline edit was lost")
+	}
+	t.Logf("b rebuilt from a snapshot at bundle %d", b.Checkpoint())
 }

@@ -89,6 +89,9 @@ type Config struct {
 	Run *regexp.Regexp
 	// LargeRows is the row count of the large-push scenario (default 50000).
 	LargeRows int
+	// RetainedWindow is the tenant's retained bundle window per user, if
+	// known; the history-pruned scenario runs only when it is at most 200.
+	RetainedWindow int
 	// RunID prefixes every scenario user id; "" means a fresh, time-based
 	// one. RunParallel gives all tenants the same RunID, so their users
 	// collide on purpose.

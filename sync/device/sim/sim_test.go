@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestSuiteAgainstServer runs the whole suite against the real syncplane
@@ -107,6 +109,13 @@ func TestSuiteAgainstServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		cli("tenant", "create", slug, "--wire-schema", "app")
+		t.Cleanup(func() {
+			cmd := exec.Command(bin, "tenant", "delete", slug, "--confirm", slug)
+			cmd.Env = append(os.Environ(), "SYNCPLANE_DATABASE_URL="+dbURL)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Logf("syncplane tenant delete %s: %v\n%s", slug, err, out)
+			}
+		})
 		key := regexp.MustCompile(`sp_pk_\S+`).FindString(cli("tenant", "key", "create", slug))
 		secretKey = regexp.MustCompile(`sp_sk_\S+`).FindString(cli("tenant", "key", "create", slug, "--kind", "secret"))
 		cli("tenant", "auth", "set", slug, "--hs256-secret", secret)
@@ -130,6 +139,19 @@ func TestSuiteAgainstServer(t *testing.T) {
 	var outs []*bytes.Buffer
 	for i := 0; i < 2; i++ { // two tenants at once, same user ids (89)
 		slug, base, secret, secretKey := newTenant()
+		window := 0
+		if i == 1 { // the second tenant gets a small window, before any traffic
+			window = 20
+			conn, err := pgx.Connect(ctx, dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = conn.Exec(ctx, `UPDATE syncplane.tenants SET retained_bundles = $1 WHERE slug = $2`, window, slug)
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 		probe(base)
 		v, err := NewPGVerifier(ctx, dbURL, "t_"+slug)
 		if err != nil {
@@ -138,7 +160,7 @@ func TestSuiteAgainstServer(t *testing.T) {
 		defer v.Close()
 		out := &bytes.Buffer{}
 		outs = append(outs, out)
-		cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, LargeRows: 5000, Dir: t.TempDir(), Out: out,
+		cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, RetainedWindow: window, LargeRows: 5000, Dir: t.TempDir(), Out: out,
 			Verbose: os.Getenv("SIM_VERBOSE") != ""}
 		if r := os.Getenv("SIM_RUN"); r != "" {
 			cfg.Run = regexp.MustCompile(r)
