@@ -23,6 +23,10 @@
 // actions. Indexes are created non-unique: uniqueness is the server's job,
 // enforced per user at commit.
 //
+// Open creates missing tables but does not migrate existing ones: a device
+// whose table definition changed needs a new database (or its own migration
+// that keeps every column the server sends).
+//
 // The app reads and writes those tables with plain SQL through DB(). Triggers
 // capture every local INSERT, UPDATE and DELETE into a coalesced dirty set,
 // one entry per (table, key): insert-then-update is one INSERT, insert-then-
@@ -70,7 +74,13 @@
 // with source_replacement, after which the client re-applies its unsent local
 // intent, switches to the replacement id and pushes as source_bundle_id 1.
 // Requests are retried with short exponential backoff on 429, 502, 503, 504
-// and network errors.
+// and network errors (three attempts; a Retry-After header of up to 5 s is
+// honoured). A push whose commit answer was lost is confirmed through
+// already_committed: the committed rows must be replay-equivalent to the
+// frozen outbox, otherwise the push fails with *ReplayMismatchError and the
+// outbox is kept for inspection.
+//
+// See package sim for the end-to-end scenario suite built on this client.
 //
 // Integers are carried exactly (JSON numbers decoded as json.Number), blobs as
 // standard base64, and bundle hashes are checked with the canonical JSON of

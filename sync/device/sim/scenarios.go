@@ -224,6 +224,41 @@ func conflictOutcomes(t *T) {
 	if t.count(a, `SELECT COUNT(*) FROM users WHERE name = 'revived'`) != 1 || t.count(a, `SELECT COUNT(*) FROM tags WHERE color = 'from b'`) != 1 {
 		t.Fatalf("keep-local did not win the delete/update and insert/insert conflicts")
 	}
+
+	// Update vs delete (the server row changed under a local delete) and
+	// delete vs delete, each with both basic resolvers.
+	for _, r := range []struct {
+		name     string
+		resolver device.Resolver
+		keep     int // rows left of the update-vs-delete key
+	}{{"server", device.AcceptServer, 1}, {"local", device.KeepLocal, 0}} {
+		u := t.User("delete-" + r.name)
+		a := t.Device(u)
+		var seen []device.Conflict
+		b := t.Device(u, func(c *device.Config) {
+			c.Resolver = func(ctx context.Context, cf device.Conflict) (device.Resolution, error) {
+				seen = append(seen, cf)
+				return r.resolver(ctx, cf)
+			}
+		})
+		upd, del := newUUID(), newUUID()
+		t.insertUser(a, upd, "v1")
+		t.insertUser(a, del, "v1")
+		t.attach(a)
+		t.attach(b)
+		t.Exec(a, `UPDATE users SET name = 'updated' WHERE id = ?`, upd)
+		t.Exec(a, `DELETE FROM users WHERE id = ?`, del)
+		t.Exec(b, `DELETE FROM users WHERE id IN (?, ?)`, upd, del)
+		t.sync(a, b, a)
+		t.Converged(u, a, b)
+		if n := t.count(a, `SELECT COUNT(*) FROM users WHERE id = ?`, upd); n != r.keep {
+			t.Fatalf("update-vs-delete with %s: %d rows left, want %d", r.name, n, r.keep)
+		}
+		if len(seen) != 2 || !seen[1].ServerRowDeleted && !seen[0].ServerRowDeleted {
+			t.Fatalf("%s: conflicts seen %+v", r.name, seen)
+		}
+		t.Logf("update-vs-delete and delete-vs-delete, %s wins: %d conflicts", r.name, len(seen))
+	}
 }
 
 func deviceReplacement(t *T) {
