@@ -61,7 +61,7 @@ WITH c AS (
     -- One sort: every window shares partition and order.
     SELECT table_name, key_text, op AS last_op, payload,
            first_value(op) OVER w AS first_op, first_value(seq) OVER w AS first_seq, lead(seq) OVER w AS next_seq
-    FROM c WINDOW w AS (PARTITION BY table_name, key_text ORDER BY seq)
+    FROM c WINDOW w AS (PARTITION BY table_name COLLATE "C", key_text COLLATE "C" ORDER BY seq)
 ), o AS MATERIALIZED (
     SELECT (row_number() OVER (ORDER BY first_seq) - 1)::integer AS row_ordinal, table_name, key_text,
            CASE WHEN last_op = 'D' THEN 'DELETE' WHEN first_op = 'I' THEN 'INSERT' ELSE 'UPDATE' END AS op,
