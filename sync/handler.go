@@ -100,12 +100,17 @@ type Handler struct {
 
 	bg     gosync.WaitGroup
 	cancel context.CancelFunc
+	// life ends at Close; watch hubs hang off it, so none outlives the
+	// Handler even if created by a late server-originated write.
+	life context.Context
+	stop context.CancelFunc
 }
 
 // NewHandler returns a Handler.
 func NewHandler(cfg Config) *Handler {
 	cfg.withDefaults()
-	return &Handler{cfg: cfg, hubs: map[*pgxpool.Pool]*hub{}}
+	life, stop := context.WithCancel(context.Background())
+	return &Handler{cfg: cfg, hubs: map[*pgxpool.Pool]*hub{}, life: life, stop: stop}
 }
 
 // Register mounts the protocol routes: the operational /syncx endpoints on
@@ -148,6 +153,7 @@ func (h *Handler) Start(ctx context.Context) error {
 // streams. Requests arriving afterwards get 503 service_unavailable.
 func (h *Handler) Close() {
 	h.draining.Store(true)
+	h.stop()
 	if h.cancel != nil {
 		h.cancel()
 	}

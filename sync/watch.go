@@ -83,7 +83,7 @@ func (h *Handler) hubFor(pool *pgxpool.Pool) *hub {
 	defer h.hubsMu.Unlock()
 	hb, ok := h.hubs[pool]
 	if !ok {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(h.life)
 		hb = &hub{pool: pool, cfg: &h.cfg, ctx: ctx, cancel: cancel, subs: map[subKey]map[*watcher]struct{}{},
 			queue: map[subKey]bundleEvent{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 		h.hubs[pool] = hb
