@@ -57,6 +57,9 @@ type config struct {
 	Clusters           map[string]string
 	Plans              tenant.Plans
 	UsageFlushInterval time.Duration
+	Signup             string // open | closed
+	SessionSecret      string
+	CookieSecure       string // true | false | auto
 	UsageRetentionDays int
 	DBMaxConns         int32
 	CacheTTL           time.Duration
@@ -141,6 +144,16 @@ func (v flagValues) config() (config, error) {
 	}
 	if c.UsageRetentionDays, err = strconv.Atoi(*v["SYNCPLANE_USAGE_RETENTION_DAYS"]); err != nil || c.UsageRetentionDays < 1 {
 		return c, fmt.Errorf("SYNCPLANE_USAGE_RETENTION_DAYS: want a positive number of days, got %q", *v["SYNCPLANE_USAGE_RETENTION_DAYS"])
+	}
+	c.Signup, c.SessionSecret, c.CookieSecure = *v["SYNCPLANE_SIGNUP"], *v["SYNCPLANE_SESSION_SECRET"], *v["SYNCPLANE_COOKIE_SECURE"]
+	if c.Signup != "open" && c.Signup != "closed" {
+		return c, fmt.Errorf("SYNCPLANE_SIGNUP: want open or closed, got %q", c.Signup)
+	}
+	if c.SessionSecret != "" && len(c.SessionSecret) < 32 {
+		return c, fmt.Errorf("SYNCPLANE_SESSION_SECRET: want at least 32 bytes, got %d", len(c.SessionSecret))
+	}
+	if _, err := strconv.ParseBool(c.CookieSecure); err != nil && c.CookieSecure != "auto" {
+		return c, fmt.Errorf("SYNCPLANE_COOKIE_SECURE: want true, false or auto, got %q", c.CookieSecure)
 	}
 	c.Plans = tenant.DefaultPlans()
 	if doc := *v["SYNCPLANE_PLANS"]; doc != "" {

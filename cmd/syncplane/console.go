@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,38 +11,16 @@ import (
 	"github.com/syncplane/syncplane/web/server"
 )
 
-// consoleSetting reads a console setting from the environment, falling back
-// to its default in the settings table.
-// TODO(lead): carry these into config so their flags override them too.
-func consoleSetting(env string) string {
-	if v, ok := os.LookupEnv(env); ok {
-		return v
-	}
-	for _, s := range settings {
-		if s.Env == env {
-			return s.Default
-		}
-	}
-	return ""
-}
-
 // mountConsole adds the web console (/console) and the management API
 // (/api/v1) to the app's engine.
 func mountConsole(a *app) error {
-	secure := consoleSetting("SYNCPLANE_COOKIE_SECURE")
-	var secureCookies bool
-	if secure == "auto" {
-		secureCookies = strings.HasPrefix(a.cfg.PublicURL, "https://")
-	} else {
-		b, err := strconv.ParseBool(secure)
-		if err != nil {
-			return fmt.Errorf("SYNCPLANE_COOKIE_SECURE: want true, false or auto, got %q", secure)
-		}
-		secureCookies = b
+	secureCookies := strings.HasPrefix(a.cfg.PublicURL, "https://")
+	if a.cfg.CookieSecure != "auto" {
+		secureCookies, _ = strconv.ParseBool(a.cfg.CookieSecure) // validated in config
 	}
 	opts := admin.Options{
 		Store: a.store, Pool: a.pool, Log: a.log, PublicURL: a.cfg.PublicURL,
-		Signup: consoleSetting("SYNCPLANE_SIGNUP"), Secret: []byte(consoleSetting("SYNCPLANE_SESSION_SECRET")),
+		Signup: a.cfg.Signup, Secret: []byte(a.cfg.SessionSecret),
 		SecureCookies: secureCookies,
 	}
 	if a.cfg.JWKSAllowPrivate {

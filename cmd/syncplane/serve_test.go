@@ -139,12 +139,25 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 	require.Equal(t, "debug", cfg.LogLevel, "environment applies")
 	require.True(t, cfg.AutoMigrate)
 
+	// Console settings honour their flags too.
+	fs = newFlagSet()
+	vals = bindSettings(fs, func(k string) string { return map[string]string{"SYNCPLANE_SIGNUP": "open"}[k] })
+	require.NoError(t, fs.Parse([]string{"--signup", "closed", "--cookie-secure", "true"}))
+	cfg, err = vals.config()
+	require.NoError(t, err)
+	require.Equal(t, "closed", cfg.Signup)
+	require.Equal(t, "true", cfg.CookieSecure)
+
 	for _, bad := range []map[string]string{
 		{"SYNCPLANE_AUTO_MIGRATE": "maybe"},
 		{"SYNCPLANE_DB_MAX_CONNS": "1"},
 		{"SYNCPLANE_CACHE_TTL": "-1s"},
 		{"SYNCPLANE_LOG_LEVEL": "loud"},
 		{"SYNCPLANE_CLUSTERS": "nodsn"},
+		{"SYNCPLANE_SIGNUP": "maybe"},
+		{"SYNCPLANE_SESSION_SECRET": "short"},
+		{"SYNCPLANE_COOKIE_SECURE": "sometimes"},
+		{"SYNCPLANE_PLANS": `{"free": {"requests_per_second": "fast"}}`},
 	} {
 		_, err := bindSettings(newFlagSet(), func(k string) string { return bad[k] }).config()
 		require.Error(t, err, fmt.Sprint(bad))
