@@ -33,7 +33,7 @@ func (h *Handler) features(watch bool) map[string]bool {
 // bundleLimits are the advertised limits (12.1); zero ("unlimited")
 // members are omitted.
 func (h *Handler) bundleLimits() map[string]int64 {
-	return map[string]int64{
+	l := map[string]int64{
 		"max_bundles_per_pull":                    maxBundlesPerPull,
 		"default_rows_per_push_chunk":             defaultRowsPerPushChunk,
 		"max_rows_per_push_chunk":                 maxRowsPerPushChunk,
@@ -45,6 +45,13 @@ func (h *Handler) bundleLimits() map[string]int64 {
 		"snapshot_session_ttl_seconds":            int64(h.cfg.SnapshotSessionTTL.Seconds()),
 		"initialization_lease_ttl_seconds":        int64(h.cfg.InitializationLeaseTTL.Seconds()),
 	}
+	if h.cfg.MaxRowsPerSnapshot > 0 {
+		l["max_rows_per_snapshot_session"] = h.cfg.MaxRowsPerSnapshot
+	}
+	if h.cfg.MaxBytesPerSnapshot > 0 {
+		l["max_bytes_per_snapshot_session"] = h.cfg.MaxBytesPerSnapshot
+	}
+	return l
 }
 
 type tableSpec struct {

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -184,4 +185,20 @@ func TestConf71SnapshotThenPull(t *testing.T) {
 	bs := c.pullAll(s.num("snapshot_bundle_seq"))
 	require.Len(t, bs, 1)
 	require.EqualValues(t, 3, seqOf(bs[0]))
+}
+
+// 12.1 / D9: snapshot size limits are advertised and enforced with 403
+// quota_exceeded; a refused rotation rotates nothing.
+func TestSnapshotLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *Config) { c.MaxRowsPerSnapshot = 2 }))
+	c := e.client("u1", "a")
+	c.attach()
+	l := c.do("GET", "/sync/capabilities", nil).expect(t, 200, "").JSON["bundle_limits"].(map[string]any)
+	require.Equal(t, json.Number("2"), l["max_rows_per_snapshot_session"])
+	c.push(1, userRow(newUUID(), "1"), userRow(newUUID(), "2")).expect(t, 200, "")
+	c.do("POST", "/sync/snapshot-sessions", nil).expect(t, 200, "")
+	c.push(2, userRow(newUUID(), "3")).expect(t, 200, "")
+	c.do("POST", "/sync/snapshot-sessions", rotation("a", "b", "history_pruned")).expect(t, 403, "quota_exceeded")
+	c.create(3, 1).expect(t, 200, "") // still active
 }

@@ -54,6 +54,11 @@ type Config struct {
 	Pools func() []*pgxpool.Pool
 	// SweepInterval is how often the sweeper runs (default 1 minute).
 	SweepInterval time.Duration
+	// MaxRowsPerSnapshot and MaxBytesPerSnapshot bound one snapshot session
+	// (12.1; 0 = unlimited, the default). Larger snapshots are refused with
+	// 403 quota_exceeded (D9) and the limits are advertised in capabilities.
+	MaxRowsPerSnapshot  int64
+	MaxBytesPerSnapshot int64
 	// WatchAllowed, when set, is the per-user/source watch policy (protocol
 	// 7.1 bundle_change_watch, 7.9 403). Nil allows everyone.
 	WatchAllowed func(scope *server.SyncScope, sourceID string) bool

@@ -111,7 +111,16 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 		resp.SnapshotID = id
 		resp.SnapshotBundleSeq = s.Latest
 		resp.ExpiresAt = rfc3339(s.Now.Add(h.cfg.SnapshotSessionTTL))
-		return freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, &resp)
+		if err := freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, &resp); err != nil {
+			return err
+		}
+		if m := h.cfg.MaxRowsPerSnapshot; m > 0 && resp.RowCount > m {
+			return apiErr(http.StatusForbidden, "quota_exceeded", "snapshot of %d rows exceeds the limit of %d rows", resp.RowCount, m)
+		}
+		if m := h.cfg.MaxBytesPerSnapshot; m > 0 && resp.ByteCount > m {
+			return apiErr(http.StatusForbidden, "quota_exceeded", "snapshot of %d bytes exceeds the limit of %d bytes", resp.ByteCount, m)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
