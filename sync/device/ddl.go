@@ -37,6 +37,8 @@ var metadataDDL = []string{
 	ordinal INTEGER NOT NULL,
 	PRIMARY KEY (tbl, key)
 ) STRICT`,
+	// The triggers append at MAX(ordinal) + 1.
+	`CREATE INDEX IF NOT EXISTS _sync_dirty_ordinal ON _sync_dirty (ordinal)`,
 	// The server row version of every key the client has seen (deleted = a
 	// tombstone, needed to re-insert a deleted key).
 	`CREATE TABLE IF NOT EXISTS _sync_row_state (

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,9 @@ func TestSuiteAgainstServer(t *testing.T) {
 		outs = append(outs, out)
 		cfg := Config{BaseURL: base, HS256Secret: secret, SecretKey: secretKey, Verifier: v, RetainedWindow: window, LargeRows: 5000, Dir: t.TempDir(), Out: out,
 			Verbose: os.Getenv("SIM_VERBOSE") != ""}
+		if n, err := strconv.Atoi(os.Getenv("SIM_LARGE_ROWS")); err == nil && n > 0 {
+			cfg.LargeRows = n
+		}
 		if r := os.Getenv("SIM_RUN"); r != "" {
 			cfg.Run = regexp.MustCompile(r)
 		}
