@@ -36,18 +36,22 @@ func (c *Client) applyServerRow(ctx context.Context, tx *txn, r *wireRow) error 
 	if err != nil {
 		return err
 	}
-	var local int64
-	err = tx.QueryRowContext(ctx, `SELECT row_version FROM _sync_row_state WHERE tbl = ? AND key = ?`, t.Name, key).Scan(&local)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return err
-	case local >= r.RowVersion:
-		return nil
+	if !tx.noRowState {
+		var local int64
+		err = tx.QueryRowContext(ctx, `SELECT row_version FROM _sync_row_state WHERE tbl = ? AND key = ?`, t.Name, key).Scan(&local)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case local >= r.RowVersion:
+			return nil
+		}
 	}
 	var dirty int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM _sync_dirty WHERE tbl = ? AND key = ?`, t.Name, key).Scan(&dirty); err != nil {
-		return err
+	if !tx.noDirty {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM _sync_dirty WHERE tbl = ? AND key = ?`, t.Name, key).Scan(&dirty); err != nil {
+			return err
+		}
 	}
 	deleted := r.Op == "DELETE"
 	switch r.Op {

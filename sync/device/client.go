@@ -248,6 +248,9 @@ func (c *Client) logf(format string, args ...any) {
 type txn struct {
 	*sql.Tx
 	stmts map[string]*sql.Stmt
+	// Hints for applyServerRow, set by callers that know them: no key is
+	// dirty, no row state exists (a table rebuild).
+	noDirty, noRowState bool
 }
 
 func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -80,6 +80,7 @@ func (c *Client) pull(ctx context.Context, mayRebuild bool) error {
 					stop = pending
 					return err
 				}
+				tx.noDirty = true
 				for j := range b.Rows {
 					if err := c.applyServerRow(ctx, tx, &b.Rows[j]); err != nil {
 						return fmt.Errorf("bundle %d: %w", b.BundleSeq, err)

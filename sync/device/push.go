@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // ErrNotAttached is returned by sync operations before Attach succeeded.
@@ -258,6 +259,7 @@ func (c *Client) pushOnce(ctx context.Context) error {
 		return fmt.Errorf("device: push create answer does not match the request (push_id %q, planned %d, next %d)",
 			cr.PushID, cr.PlannedRowCount, cr.NextExpectedRowOrdinal)
 	}
+	began := time.Now()
 	pushPath := "/sync/push-sessions/" + url.PathEscape(cr.PushID)
 	abandon := func(err error) error {
 		// Best effort; the result does not matter (7.6).
@@ -279,6 +281,7 @@ func (c *Client) pushOnce(ctx context.Context) error {
 				resp.PushID, resp.NextExpectedRowOrdinal, cr.PushID, end))
 		}
 	}
+	uploaded := time.Now()
 	var meta bundleMeta
 	if err := c.send(ctx, request{method: http.MethodPost, path: pushPath + "/commit", sourceID: st.sourceID}, &meta); err != nil {
 		return abandon(err)
@@ -286,7 +289,14 @@ func (c *Client) pushOnce(ctx context.Context) error {
 	if meta.SourceID != st.sourceID || meta.SourceBundleID != n || meta.BundleSeq <= 0 {
 		return fmt.Errorf("device: commit answered %s/%d bundle %d, expected %s/%d", meta.SourceID, meta.SourceBundleID, meta.BundleSeq, st.sourceID, n)
 	}
-	return c.finishCommitted(ctx, st, meta, rows, false)
+	committed := time.Now()
+	if err := c.finishCommitted(ctx, st, meta, rows, false); err != nil {
+		return err
+	}
+	c.logf("device: push %d: %d rows -> bundle %d (%d rows); upload %s, commit %s, fetch and apply %s", n, len(rows),
+		meta.BundleSeq, meta.RowCount, uploaded.Sub(began).Round(time.Millisecond), committed.Sub(uploaded).Round(time.Millisecond),
+		time.Since(committed).Round(time.Millisecond))
+	return nil
 }
 
 // finishCommitted fetches the committed bundle, verifies it, applies it as
@@ -317,6 +327,11 @@ func (c *Client) finishCommitted(ctx context.Context, st stateRow, meta bundleMe
 		}
 	}
 	return c.applyTx(ctx, func(tx *txn) error {
+		var dirty int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM _sync_dirty`).Scan(&dirty); err != nil {
+			return err
+		}
+		tx.noDirty = dirty == 0
 		for i := range rows {
 			if err := c.applyServerRow(ctx, tx, &rows[i]); err != nil {
 				return err

@@ -50,6 +50,7 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 				return err
 			}
 		}
+		tx.noDirty, tx.noRowState = true, true // a snapshot names each key once
 		var after, total int64
 		path := "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID)
 		for {
@@ -86,6 +87,7 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 		if total != s.RowCount {
 			return fmt.Errorf("device: snapshot had %d rows, row_count says %d", total, s.RowCount)
 		}
+		tx.noDirty, tx.noRowState = false, false
 		if err := reapplyIntent(ctx, tx, intent); err != nil {
 			return err
 		}
