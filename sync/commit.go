@@ -28,13 +28,18 @@ var errNoEffects = errors.New("no captured business-table effects")
 // triggers accept its writes, and defers all deferrable constraints.
 func bindTx(ctx context.Context, tx pgx.Tx, user, source string, sbid int64) error {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('syncplane.user_id', $1, true), set_config('syncplane.source_id', $2, true),
-		set_config('syncplane.source_bundle_id', $3, true)`, user, source, fmt.Sprint(sbid))
-	b.Queue(`SET CONSTRAINTS ALL DEFERRED`)
+	queueBind(b, user, source, sbid)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("bind sync transaction: %w", err)
 	}
 	return nil
+}
+
+// queueBind queues bindTx's statements on b (to share a round trip).
+func queueBind(b *pgx.Batch, user, source string, sbid int64) {
+	b.Queue(`SELECT set_config('syncplane.user_id', $1, true), set_config('syncplane.source_id', $2, true),
+		set_config('syncplane.source_bundle_id', $3, true)`, user, source, fmt.Sprint(sbid))
+	b.Queue(`SET CONSTRAINTS ALL DEFERRED`)
 }
 
 // bundleSpec is what finishBundle needs to seal a bound transaction.

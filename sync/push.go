@@ -93,37 +93,39 @@ func (h *Handler) createPushSession(c *gin.Context) error {
 	}
 	var out any
 	err = inTx(c, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		s, err := lockScope(c, tx, r.schema, r.user)
-		if err != nil {
-			return err
-		}
-		// Read the tuple's bundle and the source in one round trip, and purge
-		// a few expired sessions (12.2; the sweeper does the rest).
-		b := &pgx.Batch{}
-		b.Queue(`SELECT bundle_seq, row_count, bundle_hash FROM `+r.t("_sync_bundle")+`
-			WHERE user_id = $1 AND source_id = $2 AND source_bundle_id = $3 AND bundle_seq > $4`,
-			r.user, r.source, req.SourceBundleID, s.Floor)
-		b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, r.source)
-		b.Queue(deleteSessionsSQL(r.schema, "push", expiredWhere("push_id", 10)))
-		res := tx.SendBatch(c, b)
+		// Lock the scope, read the tuple's bundle and the source, and purge a
+		// few expired sessions (12.2; the sweeper does the rest): one round
+		// trip.
 		var committed *BundleResult
-		var bc BundleResult
-		err = res.QueryRow().Scan(&bc.BundleSeq, &bc.RowCount, &bc.BundleHash)
-		switch {
-		case err == nil:
-			bc.SourceID, bc.SourceBundleID = r.source, req.SourceBundleID
-			committed = &bc
-		case !errors.Is(err, pgx.ErrNoRows):
-			res.Close()
-			return fmt.Errorf("read committed tuple: %w", err)
-		}
-		src, err := scanSource(res.QueryRow())
+		var src sourceRow
+		s, err := lockScopeThen(c, tx, r.schema, r.user, func(b *pgx.Batch) {
+			b.Queue(`SELECT bundle_seq, row_count, bundle_hash FROM `+r.t("_sync_bundle")+`
+				WHERE user_id = $1 AND source_id = $2 AND source_bundle_id = $3`, r.user, r.source, req.SourceBundleID)
+			b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, r.source)
+			b.Queue(deleteSessionsSQL(r.schema, "push", expiredWhere("push_id", 10)))
+		}, func(res pgx.BatchResults) error {
+			var bc BundleResult
+			err := res.QueryRow().Scan(&bc.BundleSeq, &bc.RowCount, &bc.BundleHash)
+			switch {
+			case err == nil:
+				bc.SourceID, bc.SourceBundleID = r.source, req.SourceBundleID
+				committed = &bc
+			case !errors.Is(err, pgx.ErrNoRows):
+				return fmt.Errorf("read committed tuple: %w", err)
+			}
+			if src, err = scanSource(res.QueryRow()); err != nil {
+				return err
+			}
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("purge expired sessions: %w", err)
+			}
+			return nil
+		})
 		if err != nil {
-			res.Close()
 			return err
 		}
-		if err := res.Close(); err != nil {
-			return fmt.Errorf("purge expired sessions: %w", err)
+		if committed != nil && committed.BundleSeq <= s.Floor {
+			committed = nil // pruned: no longer retained (8.6)
 		}
 
 		switch s.State {
@@ -170,7 +172,7 @@ func (h *Handler) createPushSession(c *gin.Context) error {
 		if initID != "" {
 			sessInit = initID
 		}
-		b = &pgx.Batch{}
+		b := &pgx.Batch{}
 		b.Queue(deleteSessionsSQL(r.schema, "push", `user_id = $1 AND source_id = $2 AND source_bundle_id = $3`),
 			r.user, r.source, req.SourceBundleID)
 		b.Queue(`INSERT INTO `+r.t("_sync_push_session")+` (push_id, user_id, source_id, source_bundle_id, planned_row_count,
@@ -245,11 +247,14 @@ func truncate(s string, n int) string {
 // lockScopeAndSession locks the caller's scope and reads a push session in
 // one round trip.
 func lockScopeAndSession(c *gin.Context, tx pgx.Tx, r *reqCtx, id string) (*scopeState, *pushSession, error) {
-	s, err := lockScope(c, tx, r.schema, r.user)
-	if err != nil {
-		return nil, nil, err
-	}
-	ps, err := checkSession(r, id, tx.QueryRow(c, fmt.Sprintf(selectSessionSQL, r.t("_sync_push_session")), id))
+	var ps *pushSession
+	s, err := lockScopeThen(c, tx, r.schema, r.user, func(b *pgx.Batch) {
+		b.Queue(fmt.Sprintf(selectSessionSQL, r.t("_sync_push_session")), id)
+	}, func(br pgx.BatchResults) error {
+		var err error
+		ps, err = checkSession(r, id, br.QueryRow())
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -120,10 +120,8 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 			return h.conflictError(c, tx, r, &cf)
 		}
 
-		if err := bindTx(c, tx, r.user, ps.Source, ps.SBID); err != nil {
-			return err
-		}
-		if err := applyGroups(c, tx, r, id, groups); err != nil {
+		// Bind and apply in one round trip.
+		if err := applyGroups(c, tx, r, id, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID) }); err != nil {
 			return commitError(err, "push_commit_invalid")
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,
@@ -161,8 +159,9 @@ func scanGroups(br pgx.BatchResults) ([]applyGroup, error) {
 // applyGroups writes the staged rows to the business tables in ordinal
 // order, one set-based statement per group, all in one round trip.
 // Constraints are deferred, so only the final state must be consistent.
-func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []applyGroup) error {
+func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []applyGroup, first func(*pgx.Batch)) error {
 	b := &pgx.Batch{}
+	first(b)
 	rowsTbl := r.t("_sync_push_row")
 	for _, g := range groups {
 		t, ok := r.cat.byName[g.Table]

@@ -30,12 +30,21 @@ type scopeState struct {
 // (serializing the user's mutations across replicas, 8.5) and resets a
 // lapsed initialization lease. Caller holds tx.
 func lockScope(ctx context.Context, tx pgx.Tx, schema, user string) (*scopeState, error) {
+	return lockScopeThen(ctx, tx, schema, user, nil, nil)
+}
+
+// lockScopeThen is lockScope with more statements (queued by extra) sent in
+// the same round trip after the lock; read consumes their results.
+func lockScopeThen(ctx context.Context, tx pgx.Tx, schema, user string, extra func(*pgx.Batch), read func(pgx.BatchResults) error) (*scopeState, error) {
 	tbl := ident(schema, "_sync_scope")
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO `+tbl+` (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING`, user)
 	b.Queue(`SELECT state, coalesce(initializer_source, ''), coalesce(initialization_id::text, ''),
 		coalesce(lease_expires_at, 'epoch'), latest_bundle_seq, retained_floor, now()
 		FROM `+tbl+` WHERE user_id = $1 FOR UPDATE`, user)
+	if extra != nil {
+		extra(b)
+	}
 	res := tx.SendBatch(ctx, b)
 	if _, err := res.Exec(); err != nil {
 		res.Close()
@@ -45,6 +54,12 @@ func lockScope(ctx context.Context, tx pgx.Tx, schema, user string) (*scopeState
 	if err := res.QueryRow().Scan(&s.State, &s.Initializer, &s.InitID, &s.Lease, &s.Latest, &s.Floor, &s.Now); err != nil {
 		res.Close()
 		return nil, fmt.Errorf("lock scope: %w", err)
+	}
+	if read != nil {
+		if err := read(res); err != nil {
+			res.Close()
+			return nil, err
+		}
 	}
 	if err := res.Close(); err != nil {
 		return nil, fmt.Errorf("lock scope: %w", err)
