@@ -181,3 +181,29 @@ func TestConf54CommittedPruned(t *testing.T) {
 
 // tx helper used by lock tests.
 var _ = pgx.TxOptions{}
+
+// 15.52 / 15.67: max_rows above 5,000 is capped, for committed-bundle rows
+// and snapshot chunks alike.
+func TestPageCaps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client("u1", "a")
+	c.attach()
+	rows := make([]map[string]any, 5001)
+	for i := range rows {
+		rows[i] = row("tags", "INSERT", fmt.Sprintf("t%05d", i), 0, map[string]any{})
+	}
+	c.pushN(1, rows, 5000, "").expect(t, 200, "")
+	r := c.do("GET", "/sync/committed-bundles/1/rows?max_rows=100000", nil).expect(t, 200, "")
+	require.Len(t, r.JSON["rows"], 5000)
+	require.Equal(t, true, r.JSON["has_more"])
+	require.EqualValues(t, 4999, r.num("next_row_ordinal"))
+	sid := c.do("POST", "/sync/snapshot-sessions", nil).expect(t, 200, "").str("snapshot_id")
+	s := c.do("GET", "/sync/snapshot-sessions/"+sid+"?max_rows=100000", nil).expect(t, 200, "")
+	require.Len(t, s.JSON["rows"], 5000)
+	require.Equal(t, true, s.JSON["has_more"])
+	require.EqualValues(t, 5000, s.num("next_row_ordinal"))
+	// Defaults: 1,000 rows when max_rows is omitted.
+	require.Len(t, c.do("GET", "/sync/committed-bundles/1/rows", nil).JSON["rows"], 1000)
+	require.Len(t, c.do("GET", "/sync/snapshot-sessions/"+sid, nil).JSON["rows"], 1000)
+}
