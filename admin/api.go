@@ -48,6 +48,8 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	t.PUT("/members/:account", can(ActMembersWrite), c.api(c.apiSetRole))
 	t.DELETE("/members/:account", can(ActMembersWrite), c.api(c.apiRemoveMember))
 	t.POST("/invitations", can(ActMembersWrite), c.api(c.apiInvite))
+	t.GET("/quota", can(ActQuotaRead), c.api(c.apiGetQuota))
+	t.PUT("/quota", can(ActQuotaWrite), c.api(c.apiPutQuota))
 	t.GET("/audit", can(ActAuditRead), c.api(c.apiAudit))
 	t.GET("/devices", can(ActDevicesRead), c.api(c.apiListDevices))
 	t.POST("/devices/retire", can(ActDevicesWrite), c.api(c.apiRetireDevice))

@@ -40,6 +40,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"GET", base + "/members", nil, true},
 		{"GET", base + "/audit", nil, true},
 		{"GET", base + "/devices", nil, true},
+		{"GET", base + "/quota", nil, true},
 		{"POST", base + "/auth/test", map[string]any{"token": "x"}, true},
 		{"DELETE", base, nil, false},
 		{"POST", base + "/suspend", nil, false},
@@ -52,6 +53,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"DELETE", base + "/members/1", nil, false},
 		{"POST", base + "/invitations", map[string]any{"email": "a@example.com", "role": "viewer"}, false},
 		{"POST", base + "/devices/retire", map[string]any{"user_id": "u", "source_id": "s"}, false},
+		{"PUT", base + "/quota", map[string]any{"plan": "pro"}, false},
 	}
 	for _, r := range routes {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {

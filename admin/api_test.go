@@ -272,13 +272,15 @@ func TestAPIRoleMatrix(t *testing.T) {
 		{"members.write", "POST", base + "/invitations", map[string]any{"email": "m@example.com", "role": "viewer"}},
 		{"audit.read", "GET", base + "/audit", nil},
 		{"tenant.suspend", "POST", base + "/resume", nil},
+		{"quota.read", "GET", base + "/quota", nil},
+		{"quota.write", "PUT", base + "/quota", map[string]any{"overrides": map[string]any{}}},
 	}
 	allowed := map[admin.Role][]string{
-		admin.RoleOwner:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend"},
-		admin.RoleAdmin:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read"},
-		admin.RoleDeveloper: {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "audit.read"},
-		admin.RoleViewer:    {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read"},
-		admin.RoleOperator:  {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "tenant.suspend"},
+		admin.RoleOwner:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend", "quota.read"},
+		admin.RoleAdmin:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "quota.read"},
+		admin.RoleDeveloper: {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "audit.read", "quota.read"},
+		admin.RoleViewer:    {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "quota.read"},
+		admin.RoleOperator:  {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "tenant.suspend", "quota.read", "quota.write"},
 		"none":              nil,
 	}
 	for role, ok := range allowed {

@@ -69,6 +69,7 @@ type Console struct {
 	csrf     func(http.Handler) http.Handler
 	limiter  *loginLimiter
 	sync     SyncData
+	uses     *useCache
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -108,7 +109,8 @@ func New(opts Options) (*Console, error) {
 	}
 	c := &Console{opts: opts, store: opts.Store, accounts: NewAccounts(opts.Pool), policy: policy,
 		sstore: &sessionStore{db: opts.Pool}, log: opts.Log, now: time.Now,
-		limiter: newLoginLimiter(opts.LoginLimit, time.Minute), sync: opts.SyncData}
+		limiter: newLoginLimiter(opts.LoginLimit, time.Minute), sync: opts.SyncData,
+		uses: newUseCache(opts.Store, time.Minute, 4)}
 	if c.sync == nil {
 		c.sync = &pgSyncData{store: opts.Store}
 	}

@@ -81,7 +81,7 @@ func TestDevicesDataOverview(t *testing.T) {
 	require.Equal(t, 1, p.testid("chart-bundles").Length())
 	require.Equal(t, 14, p.testid("chart-rows").Find("rect").Length())
 	require.Equal(t, "free", p.text("quota-plan"))
-	require.Equal(t, 7, p.testid("quota-row").Length())
+	require.Equal(t, 8, p.testid("quota-row").Length())
 
 	// Another tenant's member sees none of it.
 	other := h.signup()

@@ -24,7 +24,8 @@
 //	tenant.read         x       x       x     x      x
 //	keys/auth/tables/
 //	members/audit/
-//	devices .read       x       x       x     x      x
+//	devices/quota/
+//	usage .read         x       x       x     x      x
 //	auth.test           x       x       x     x      x
 //	keys/auth/tables/
 //	devices .write,
@@ -33,12 +34,15 @@
 //	members.write                       x     x
 //	tenant.suspend                            x      x
 //	tenant.delete                             x
+//	quota.write,
+//	usage.all                                        x
 //
 // Platform operators see every tenant (with the operator role where they
-// are not members) and may suspend one. Someone with no relation to a
-// tenant gets 404, exactly as for a tenant that does not exist. On the API,
-// a tenant secret key acts as a developer of its own tenant and a personal
-// access token acts as its account.
+// are not members), may suspend one, change its plan and limits
+// (quota.write), and export every tenant's usage for billing (usage.all).
+// Someone with no relation to a tenant gets 404, exactly as for a tenant
+// that does not exist. On the API, a tenant secret key acts as a developer
+// of its own tenant and a personal access token acts as its account.
 //
 // # Sync data
 //

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +45,9 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 	t.POST("/members/:account/remove", can(ActMembersWrite), c.page(c.memberRemove))
 	t.POST("/invitations/:id/cancel", can(ActMembersWrite), c.page(c.invitationCancel))
 
+	t.GET("/quota", can(ActQuotaRead), c.page(c.quotaPage))
+	t.POST("/quota", can(ActQuotaWrite), c.page(c.quotaSave))
+
 	t.GET("/audit", can(ActAuditRead), c.page(c.auditPage))
 	t.GET("/devices", can(ActDevicesRead), c.page(c.devicesPage))
 	t.POST("/devices/retire", can(ActDevicesWrite), c.page(c.deviceRetire))
@@ -72,7 +74,8 @@ func (c *Console) tenantList(gc *gin.Context) error {
 	}
 	v := tenants.ListView{Query: strings.TrimSpace(gc.Query("q")), Sort: gc.DefaultQuery("sort", "slug"), Flashes: c.popFlashes(gc)}
 	q := strings.ToLower(v.Query)
-	for _, t := range all {
+	bySlug := map[string]*tenant.Tenant{}
+	for i, t := range all {
 		role := string(roles[t.ID])
 		if role == "" {
 			if !p.Account.Operator {
@@ -85,6 +88,7 @@ func (c *Console) tenantList(gc *gin.Context) error {
 		}
 		v.Rows = append(v.Rows, tenants.Row{Slug: string(t.Slug), Name: t.Name, State: string(t.State),
 			WireSchema: t.WireSchema, Role: role, Created: t.CreatedAt})
+		bySlug[string(t.Slug)] = &all[i]
 	}
 	sort.SliceStable(v.Rows, func(i, j int) bool {
 		switch v.Sort {
@@ -95,6 +99,7 @@ func (c *Console) tenantList(gc *gin.Context) error {
 		}
 		return v.Rows[i].Slug < v.Rows[j].Slug
 	})
+	c.nearLimits(ctx, v.Rows, bySlug)
 	return c.render(gc, http.StatusOK, tenants.List(v))
 }
 
@@ -172,24 +177,10 @@ func (c *Console) tenantOverview(gc *gin.Context) error {
 			v.RowBars = append(v.RowBars, components.Bar{Label: label, Value: d.Rows})
 		}
 	}
-	if q, err := c.store.Quota(ctx, a.Tenant, c.store.Plans()); err != nil {
+	if q, use, _, err := c.tenantQuota(ctx, a.Tenant); err != nil {
 		c.log.WarnContext(ctx, "read tenant quota", "tenant", string(a.Tenant.Slug), "err", err)
 	} else {
-		v.QuotaPlan = q.Plan
-		storage, active := "", ""
-		if v.UsageError == "" {
-			storage, active = v.Storage, strconv.Itoa(v.Active30d)
-		}
-		l := q.Limits
-		v.Quotas = []tenants.QuotaRow{
-			{Name: "Active devices (30 days)", Used: active, Limit: limitText(l.MaxActiveDevices, false)},
-			{Name: "Stored rows", Limit: limitText(l.MaxRows, false)},
-			{Name: "Storage", Used: storage, Limit: limitText(l.MaxStorageBytes, true)},
-			{Name: "Requests per second", Limit: limitFloat(l.RequestsPerSecond)},
-			{Name: "Bundle size", Limit: limitText(l.MaxBundleBytes, true)},
-			{Name: "Rows per push chunk", Limit: limitText(l.MaxRowsPerChunk, false)},
-			{Name: "Concurrent watchers", Limit: limitText(l.MaxWatchers, false)},
-		}
+		v.QuotaPlan, v.Quotas = q.Plan, quotaRows(q, c.store.Plans(), use)
 	}
 	return c.render(gc, http.StatusOK, tenants.Overview(v))
 }
@@ -232,21 +223,4 @@ func (c *Console) tenantDelete(gc *gin.Context) error {
 	}
 	c.flash(gc, "ok", "Tenant "+string(a.Tenant.Slug)+" was deleted.")
 	return c.redirect(gc, "/console/tenants")
-}
-
-func limitText(n int64, bytes bool) string {
-	switch {
-	case n == 0:
-		return "unlimited"
-	case bytes:
-		return humanBytes(n)
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-func limitFloat(f float64) string {
-	if f == 0 {
-		return "unlimited"
-	}
-	return strconv.FormatFloat(f, 'f', -1, 64)
 }

@@ -32,12 +32,18 @@ const (
 	ActAuditRead      Action = "audit.read"
 	ActDevicesRead    Action = "devices.read"
 	ActDevicesWrite   Action = "devices.write"
+	ActQuotaRead      Action = "quota.read"
+	ActQuotaWrite     Action = "quota.write"
+	ActUsageRead      Action = "usage.read"
+	// ActUsageAll exports every tenant's usage (billing); it is checked for
+	// the platform operator role, not a tenant membership.
+	ActUsageAll Action = "usage.all"
 )
 
 // Actions lists every action, for tests and documentation.
 var Actions = []Action{ActTenantRead, ActTenantSettings, ActTenantSuspend, ActTenantDelete, ActKeysRead, ActKeysWrite,
 	ActAuthRead, ActAuthWrite, ActAuthTest, ActAuthMint, ActTablesRead, ActTablesWrite, ActMembersRead, ActMembersWrite,
-	ActAuditRead, ActDevicesRead, ActDevicesWrite}
+	ActAuditRead, ActDevicesRead, ActDevicesWrite, ActQuotaRead, ActQuotaWrite, ActUsageRead, ActUsageAll}
 
 //go:embed rbac_model.conf
 var rbacModel string

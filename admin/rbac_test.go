@@ -10,16 +10,19 @@ import (
 func TestPolicyRoleAction(t *testing.T) {
 	p, err := NewPolicy()
 	require.NoError(t, err)
+	reads := []Action{ActTenantRead, ActKeysRead, ActAuthRead, ActAuthTest, ActTablesRead, ActMembersRead, ActAuditRead,
+		ActDevicesRead, ActQuotaRead, ActUsageRead}
+	dev := append(reads[:len(reads):len(reads)], ActKeysWrite, ActAuthWrite, ActAuthMint, ActTablesWrite, ActDevicesWrite)
+	adm := append(dev[:len(dev):len(dev)], ActTenantSettings, ActMembersWrite)
 	allow := map[Role][]Action{
-		RoleViewer: {ActTenantRead, ActKeysRead, ActAuthRead, ActAuthTest, ActTablesRead, ActMembersRead, ActAuditRead, ActDevicesRead},
-		RoleDeveloper: {ActTenantRead, ActKeysRead, ActAuthRead, ActAuthTest, ActTablesRead, ActMembersRead, ActAuditRead, ActDevicesRead,
-			ActKeysWrite, ActAuthWrite, ActAuthMint, ActTablesWrite, ActDevicesWrite},
-		RoleAdmin: {ActTenantRead, ActKeysRead, ActAuthRead, ActAuthTest, ActTablesRead, ActMembersRead, ActAuditRead, ActDevicesRead,
-			ActKeysWrite, ActAuthWrite, ActAuthMint, ActTablesWrite, ActDevicesWrite, ActTenantSettings, ActMembersWrite},
-		RoleOwner: Actions,
-		RoleOperator: {ActTenantRead, ActKeysRead, ActAuthRead, ActAuthTest, ActTablesRead, ActMembersRead, ActAuditRead, ActDevicesRead,
-			ActTenantSuspend},
-		"": nil,
+		RoleViewer:    reads,
+		RoleDeveloper: dev,
+		RoleAdmin:     adm,
+		// Owners may do everything in their tenant except what belongs to
+		// the platform: quotas and every tenant's usage.
+		RoleOwner:    append(adm[:len(adm):len(adm)], ActTenantSuspend, ActTenantDelete),
+		RoleOperator: append(reads[:len(reads):len(reads)], ActTenantSuspend, ActQuotaWrite, ActUsageAll),
+		"":           nil,
 	}
 	for role, allowed := range allow {
 		set := map[Action]bool{}

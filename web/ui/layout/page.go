@@ -39,6 +39,8 @@ func (t *TenantNav) Items() []NavItem {
 		{"tables", "Tables", base + "/tables"},
 		{"devices", "Devices", base + "/devices"},
 		{"data", "Data", base + "/data"},
+		{"quota", "Quotas", base + "/quota"},
+		{"usage", "Usage", base + "/usage"},
 		{"members", "Members", base + "/members"},
 		{"audit", "Audit log", base + "/audit"},
 		{"settings", "Settings", base + "/settings"},

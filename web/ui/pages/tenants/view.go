@@ -1,8 +1,12 @@
-// Package tenants holds the tenant list, creation, overview and settings pages.
+// Package tenants holds the tenant list, creation, overview, settings,
+// quota and usage pages.
 package tenants
 
 import (
+	"strconv"
 	"time"
+
+	"github.com/syncplane/syncplane/tenant"
 
 	"github.com/syncplane/syncplane/web/ui/components"
 	"github.com/syncplane/syncplane/web/ui/layout"
@@ -16,6 +20,9 @@ type Row struct {
 	WireSchema string
 	Role       string // the viewer's role; "operator" for operators without membership
 	Created    time.Time
+	// NearLimit names the quotas at 80% or more of their limit; nil when
+	// none are or the use was not measured in time.
+	NearLimit []string
 }
 
 // ListView is the tenant list.
@@ -60,9 +67,47 @@ type OverviewView struct {
 
 // QuotaRow is one limit: what is used (when known) and the cap.
 type QuotaRow struct {
+	Key   string // the limit's JSON name, also its form field
 	Name  string
-	Used  string
+	Used  string // empty when not measured
 	Limit string // "unlimited" for zero
+	// Metered is set when the limit is set and its use is known; Ratio is
+	// use/limit (may exceed 1), Percent the same rounded, Near ≥ 80%.
+	Metered bool
+	Ratio   float64
+	Percent int
+	Near    bool
+	// PlanValue is the plan's value; Override the tenant's own, as typed in
+	// the form (empty: the plan's value applies).
+	PlanValue  string
+	Override   string
+	Overridden bool
+}
+
+// NearAny reports whether any row is near its limit.
+func NearAny(rows []QuotaRow) bool {
+	for _, r := range rows {
+		if r.Near {
+			return true
+		}
+	}
+	return false
+}
+
+func nearPercent() string { return strconv.Itoa(int(tenant.NearLimit*100)) + "%" }
+
+// QuotaView is a tenant's quotas page: limits with current use, and for
+// platform operators the form that changes them.
+type QuotaView struct {
+	Page     layout.Page
+	Plan     string
+	Selected string // the plan selected in the form
+	Plans    []string
+	Rows     []QuotaRow
+	UseError string    // set when the current use could not be measured
+	Measured time.Time // when the use was measured
+	CanWrite bool
+	Errors   components.FieldErrors
 }
 
 // SettingsView is a tenant's settings page.
