@@ -73,6 +73,7 @@ type hub struct {
 	subs     map[subKey]map[*watcher]struct{}
 	listener bool
 	notifier bool
+	closed   bool // no goroutine starts once set
 	queue    map[subKey]bundleEvent
 	kick     chan struct{}
 	done     chan struct{}
@@ -94,6 +95,7 @@ func (h *Handler) hubFor(pool *pgxpool.Pool) *hub {
 func (hb *hub) close() {
 	hb.cancel()
 	hb.mu.Lock()
+	hb.closed = true
 	select {
 	case <-hb.done:
 	default:
@@ -127,7 +129,7 @@ func (hb *hub) enqueue(ev bundleEvent) {
 	if old, ok := hb.queue[k]; !ok || ev.Seq > old.Seq {
 		hb.queue[k] = ev
 	}
-	if !hb.notifier {
+	if !hb.notifier && !hb.closed {
 		hb.notifier = true
 		hb.wg.Add(1)
 		go hb.runNotifier()
@@ -194,7 +196,7 @@ func (hb *hub) subscribe(k subKey) *watcher {
 		hb.subs[k] = map[*watcher]struct{}{}
 	}
 	hb.subs[k][w] = struct{}{}
-	if !hb.listener {
+	if !hb.listener && !hb.closed {
 		hb.listener = true
 		hb.wg.Add(1)
 		go hb.runListener()
