@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,6 +252,14 @@ func TestLocalDDL(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO users (id, name, created_at) VALUES ('not-a-uuid', 'x', 't')`); err == nil {
 		t.Error("invalid uuid accepted")
 	}
+	if _, err := db.Exec(`INSERT INTO users (id, name, created_at) VALUES (?, 'x', 'yesterday')`, n1); err == nil {
+		t.Error("non-timestamp accepted")
+	}
+	for _, ts := range []string{"2026-01-02T03:04:05Z", "2026-01-02 03:04", "2026-01-02t03:04:05.123456789+02:00"} {
+		if _, err := db.Exec(`INSERT INTO users (id, name, created_at) VALUES (?, 'x', ?)`, newTestUUID(), ts); err != nil {
+			t.Errorf("timestamp %q refused: %v", ts, err)
+		}
+	}
 	if _, err := db.Exec(`INSERT INTO tags (name, color) VALUES ('x', X'00')`); err == nil {
 		t.Error("blob in a STRICT TEXT column accepted")
 	}
@@ -296,4 +305,11 @@ func TestValueRoundTrip(t *testing.T) {
 	if _, err := decodePayload(notes, json.RawMessage(`{"id":"x"}`)); err == nil {
 		t.Error("partial payload accepted")
 	}
+}
+
+var testUUIDs int
+
+func newTestUUID() string {
+	testUUIDs++
+	return fmt.Sprintf("00000000-0000-4000-8000-%012d", testUUIDs)
 }

@@ -137,6 +137,12 @@ func TableDDL(t *tenant.Table) ([]string, error) {
 				"substr(%[1]s, 9, 1) = '-' AND substr(%[1]s, 14, 1) = '-' AND substr(%[1]s, 19, 1) = '-' AND "+
 				"substr(%[1]s, 24, 1) = '-' AND NOT %[1]s GLOB '*[^0-9a-f-]*'))", qi(c.Name))
 		}
+		if c.Type == tenant.ColumnTimestamp {
+			// The server checks RFC 3339 / ISO 8601 date-times with a regular
+			// expression; SQLite has none, so check the fixed prefix every
+			// valid value has and catch gross mistakes before they block a push.
+			d += fmt.Sprintf(" CHECK (%[1]s IS NULL OR %[1]s GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]*')", qi(c.Name))
+		}
 		if c.Type == tenant.ColumnJSON {
 			d += fmt.Sprintf(" CHECK (%[1]s IS NULL OR json_valid(%[1]s))", qi(c.Name))
 		}

@@ -963,3 +963,34 @@ func (e *e2eTenant) sql(t *testing.T, query string, args ...any) {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
+
+func TestE2EPoisonRowAndDiscard(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	uid := newUUID()
+	insertUser(t, a, uid, "good")
+	must(t, a.Attach(ctx))
+	// A value the server refuses at commit (NUL cannot be stored in text).
+	mustExec(t, a.DB(), `UPDATE users SET name = ? WHERE id = ?`, "bad\x00name", uid)
+	insertUser(t, a, newUUID(), "innocent bystander")
+	err := a.Sync(ctx)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("want a 400 for the poison row, got %v", err)
+	}
+	if err := a.Sync(ctx); err == nil {
+		t.Fatal("the poison push went through on retry")
+	}
+	must(t, a.DiscardLocalChanges(ctx))
+	if n, _ := a.PendingChanges(ctx); n != 0 {
+		t.Fatalf("%d changes pending after discard", n)
+	}
+	var name string
+	must(t, a.DB().QueryRow(`SELECT name FROM users WHERE id = ?`, uid).Scan(&name))
+	if name != "good" || count(t, a, `SELECT COUNT(*) FROM users`) != 1 {
+		t.Fatalf("after discard: name %q, %d users", name, count(t, a, `SELECT COUNT(*) FROM users`))
+	}
+	insertUser(t, a, newUUID(), "after discard")
+	must(t, a.Sync(ctx))
+}

@@ -180,3 +180,25 @@ func (c *Client) Detach(ctx context.Context) error {
 		return err
 	})
 }
+
+// DiscardLocalChanges throws away every local change the server has not
+// accepted (the frozen push and all captured changes) and restores the
+// server's rows from a snapshot, keeping the source. It is the way out of a
+// push the server refuses for good (e.g. 400 push_commit_invalid for a row
+// that violates a server constraint).
+func (c *Client) DiscardLocalChanges(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.attached {
+		return ErrNotAttached
+	}
+	s, err := c.createSnapshot(ctx, st.sourceID, nil)
+	if err != nil {
+		return err
+	}
+	return c.rebuild(ctx, st.sourceID, s, false, nil)
+}
