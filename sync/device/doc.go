@@ -63,6 +63,9 @@
 //     as needed; polls when the server does not offer watch.
 //   - Detach: pushes what is pending, then clears all synced data so another
 //     user can Attach (the source id is kept, as the protocol says).
+//   - DiscardLocalChanges: drops unsent local changes and restores the
+//     server's rows from a snapshot; the way out of a push the server refuses
+//     for good (e.g. a value violating a server constraint).
 //
 // Conflicts (409 push_conflict) go to Config.Resolver, which accepts the
 // server's row, keeps the local intent or supplies a merged row; the intent is

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -165,14 +166,28 @@ var keyRE = regexp.MustCompile(`sp_pk_\S+`)
 
 func newTenant(t *testing.T, retained ...int) *e2eTenant {
 	t.Helper()
+	return newTenantWith(t, testTables, retained...)
+}
+
+// newTenantWith creates a tenant with the given table definition.
+func newTenantWith(t *testing.T, tables string, retained ...int) *e2eTenant {
+	t.Helper()
 	e2e.once.Do(func() { e2e.skip = startServer() })
 	if e2e.skip != "" {
 		t.Skip("end-to-end: " + e2e.skip)
 	}
 	slug := "dev" + randHex(5)
-	e := &e2eTenant{slug: slug, secret: randHex(32), schema: testSchema(t)}
+	def, err := tenant.ParseDefinition([]byte(tables))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := tenant.NewSchema(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2eTenant{slug: slug, secret: randHex(32), schema: schema}
 	defFile := filepath.Join(t.TempDir(), "tables.json")
-	if err := os.WriteFile(defFile, []byte(testTables), 0o600); err != nil {
+	if err := os.WriteFile(defFile, []byte(tables), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	steps := [][]string{
@@ -219,7 +234,6 @@ func newTenant(t *testing.T, retained ...int) *e2eTenant {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Oversync-Source-ID", "probe")
 	var resp *http.Response
-	var err error
 	for i := 0; i < 50; i++ { // a new key may take a moment to be known
 		resp, err = http.DefaultClient.Do(req)
 		if err == nil && resp.StatusCode != http.StatusUnauthorized {
@@ -993,4 +1007,89 @@ func TestE2EPoisonRowAndDiscard(t *testing.T) {
 	}
 	insertUser(t, a, newUUID(), "after discard")
 	must(t, a.Sync(ctx))
+}
+
+const treeTables = `{"tables": [
+  {"name": "folders", "sync_key": "path", "columns": [
+    {"name": "path", "type": "text"},
+    {"name": "parent", "type": "text", "nullable": true},
+    {"name": "label", "type": "text"}],
+   "foreign_keys": [{"column": "parent", "references": "folders", "on_delete": "set null", "on_update": "cascade"}]},
+  {"name": "files", "sync_key": "id", "columns": [
+    {"name": "id", "type": "uuid"},
+    {"name": "folder", "type": "text"},
+    {"name": "owner", "type": "uuid", "nullable": true}],
+   "foreign_keys": [{"column": "folder", "references": "folders", "on_delete": "cascade", "on_update": "cascade"},
+                    {"column": "owner", "references": "owners", "on_delete": "no action"}]},
+  {"name": "owners", "sync_key": "id", "columns": [
+    {"name": "id", "type": "uuid"},
+    {"name": "home", "type": "uuid", "nullable": true}],
+   "foreign_keys": [{"column": "home", "references": "files", "on_delete": "set null"}]}
+]}`
+
+func TestE2ESelfReferenceCyclesAndKeyChange(t *testing.T) {
+	e := newTenantWith(t, treeTables)
+	ctx := context.Background()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	db := a.DB()
+	// A tree (self-reference) and an owner <-> file cycle, in one bundle.
+	f1, o1 := newUUID(), newUUID()
+	tx, err := db.Begin()
+	must(t, err)
+	for _, q := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO folders (path, parent, label) VALUES ('/a/b', '/a', 'b')`, nil},
+		{`INSERT INTO folders (path, parent, label) VALUES ('/a', NULL, 'a')`, nil},
+		{`INSERT INTO files (id, folder, owner) VALUES (?, '/a/b', ?)`, []any{f1, o1}},
+		{`INSERT INTO owners (id, home) VALUES (?, ?)`, []any{o1, f1}},
+	} {
+		if _, err := tx.Exec(q.q, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.q, err)
+		}
+	}
+	must(t, tx.Commit())
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+
+	// Rename a key with children: ON UPDATE CASCADE locally, a delete of
+	// the old key plus an insert of the new one on the wire.
+	mustExec(t, db, `UPDATE folders SET path = '/a/c' WHERE path = '/a/b'`)
+	if n := count(t, a, `SELECT COUNT(*) FROM files WHERE folder = '/a/c'`); n != 1 {
+		t.Fatal("local ON UPDATE CASCADE did not run")
+	}
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+
+	// Deleting the root: SET NULL on the child folder happens on the server
+	// and arrives as an UPDATE in the same bundle.
+	mustExec(t, b.DB(), `DELETE FROM folders WHERE path = '/a'`)
+	must(t, b.Sync(ctx))
+	must(t, a.Sync(ctx))
+	assertConverged(t, a, b)
+	var parent sql.NullString
+	must(t, a.DB().QueryRow(`SELECT parent FROM folders WHERE path = '/a/c'`).Scan(&parent))
+	if parent.Valid {
+		t.Fatalf("parent still %q after SET NULL", parent.String)
+	}
+	// Breaking the cycle and deleting both sides in one bundle.
+	tx, err = db.Begin()
+	must(t, err)
+	_, err = tx.Exec(`DELETE FROM owners WHERE id = ?`, o1) // files.owner references it: checked at commit
+	must(t, err)
+	_, err = tx.Exec(`DELETE FROM files WHERE id = ?`, f1)
+	must(t, err)
+	must(t, tx.Commit())
+	must(t, a.Sync(ctx))
+	must(t, b.Sync(ctx))
+	assertConverged(t, a, b)
+	if n := count(t, b, `SELECT COUNT(*) FROM owners`) + count(t, b, `SELECT COUNT(*) FROM files`); n != 0 {
+		t.Fatalf("%d cycle rows left", n)
+	}
 }
