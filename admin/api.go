@@ -29,6 +29,7 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	a := g.Group("", c.apiAuth)
 	a.GET("/tenants", c.api(c.apiListTenants))
 	a.POST("/tenants", c.api(c.apiCreateTenant))
+	a.GET("/usage", c.api(c.apiAllUsage))
 	can := func(act Action) gin.HandlerFunc { return c.authorize(act, c.apiRefusal) }
 	t := a.Group("/tenants/:slug")
 	t.GET("", can(ActTenantRead), c.api(c.apiGetTenant))
@@ -50,6 +51,7 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	t.POST("/invitations", can(ActMembersWrite), c.api(c.apiInvite))
 	t.GET("/quota", can(ActQuotaRead), c.api(c.apiGetQuota))
 	t.PUT("/quota", can(ActQuotaWrite), c.api(c.apiPutQuota))
+	t.GET("/usage", can(ActUsageRead), c.api(c.apiTenantUsage))
 	t.GET("/audit", can(ActAuditRead), c.api(c.apiAudit))
 	t.GET("/devices", can(ActDevicesRead), c.api(c.apiListDevices))
 	t.POST("/devices/retire", can(ActDevicesWrite), c.api(c.apiRetireDevice))

@@ -41,6 +41,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"GET", base + "/audit", nil, true},
 		{"GET", base + "/devices", nil, true},
 		{"GET", base + "/quota", nil, true},
+		{"GET", base + "/usage", nil, true},
 		{"POST", base + "/auth/test", map[string]any{"token": "x"}, true},
 		{"DELETE", base, nil, false},
 		{"POST", base + "/suspend", nil, false},

@@ -49,6 +49,7 @@ func newAPIClient(t *testing.T, h *harness) *apiClient {
 
 type apiResult struct {
 	Status int
+	Header http.Header
 	Body   map[string]any
 	Raw    []byte
 }
@@ -97,7 +98,7 @@ func (a *apiClient) call(token, method, path string, body any) apiResult {
 	if reqErr != nil {
 		require.GreaterOrEqual(a.t, resp.StatusCode, 400, "request outside the document was accepted: %v", reqErr)
 	}
-	res := apiResult{Status: resp.StatusCode, Raw: raw}
+	res := apiResult{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &res.Body)
 	}
@@ -273,14 +274,15 @@ func TestAPIRoleMatrix(t *testing.T) {
 		{"audit.read", "GET", base + "/audit", nil},
 		{"tenant.suspend", "POST", base + "/resume", nil},
 		{"quota.read", "GET", base + "/quota", nil},
+		{"usage.read", "GET", base + "/usage?format=csv", nil},
 		{"quota.write", "PUT", base + "/quota", map[string]any{"overrides": map[string]any{}}},
 	}
 	allowed := map[admin.Role][]string{
-		admin.RoleOwner:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend", "quota.read"},
-		admin.RoleAdmin:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "quota.read"},
-		admin.RoleDeveloper: {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "audit.read", "quota.read"},
-		admin.RoleViewer:    {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "quota.read"},
-		admin.RoleOperator:  {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "tenant.suspend", "quota.read", "quota.write"},
+		admin.RoleOwner:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend", "quota.read", "usage.read"},
+		admin.RoleAdmin:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "quota.read", "usage.read"},
+		admin.RoleDeveloper: {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "audit.read", "quota.read", "usage.read"},
+		admin.RoleViewer:    {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "quota.read", "usage.read"},
+		admin.RoleOperator:  {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "tenant.suspend", "quota.read", "quota.write", "usage.read"},
 		"none":              nil,
 	}
 	for role, ok := range allowed {

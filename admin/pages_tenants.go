@@ -47,6 +47,8 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 
 	t.GET("/quota", can(ActQuotaRead), c.page(c.quotaPage))
 	t.POST("/quota", can(ActQuotaWrite), c.page(c.quotaSave))
+	t.GET("/usage", can(ActUsageRead), c.page(c.usagePage))
+	t.GET("/usage/export", can(ActUsageRead), c.page(c.consoleUsageExport))
 
 	t.GET("/audit", can(ActAuditRead), c.page(c.auditPage))
 	t.GET("/devices", can(ActDevicesRead), c.page(c.devicesPage))

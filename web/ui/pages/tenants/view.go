@@ -123,3 +123,30 @@ type SettingsView struct {
 	CanDelete  bool
 	Errors     components.FieldErrors
 }
+
+// UsageView is a tenant's metered usage: charts per day or per hour,
+// totals for the period and export links.
+type UsageView struct {
+	Page       layout.Page
+	By         string // "day" or "hour"
+	Period     string // e.g. "2026-10-27 – 2026-11-25 (UTC)"
+	Charts     []UsageChart
+	Totals     []UsageTotal
+	Endpoints  []UsageTotal // requests by endpoint, most first
+	Empty      bool         // no usage recorded in the period
+	ExportCSV  string
+	ExportJSON string
+}
+
+// UsageChart is one metered figure over the period.
+type UsageChart struct {
+	Title  string
+	TestID string
+	Bars   []components.Bar
+}
+
+// UsageTotal is one figure summed over the period.
+type UsageTotal struct {
+	Name  string
+	Value string
+}
