@@ -1093,3 +1093,31 @@ func TestE2ESelfReferenceCyclesAndKeyChange(t *testing.T) {
 		t.Fatalf("%d cycle rows left", n)
 	}
 }
+
+// A device switching to a brand-new user with local rows seeds that user
+// while its counter is still ahead from the previous user.
+func TestE2EUserSwitchSeedWithStaleCounter(t *testing.T) {
+	e := newTenant(t)
+	ctx := context.Background()
+	user := "carol"
+	d := e.device(t, "", func(c *Config) { c.Token = func(ctx context.Context) (string, error) { return e.token(user)(ctx) } })
+	must(t, d.Attach(ctx))
+	for i := 0; i < 3; i++ {
+		insertUser(t, d, newUUID(), "carol's")
+		must(t, d.Sync(ctx))
+	}
+	must(t, d.Detach(ctx))
+	user = "dave"
+	insertUser(t, d, newUUID(), "written before dave signed in")
+	must(t, d.Attach(ctx)) // initialize_local, seed refused as out of order, finished empty, pushed after rotation
+	st, _ := d.State(ctx)
+	if !st.Attached || st.InitializationID != "" || st.Dirty+st.Outbox != 0 {
+		t.Fatalf("after the seed: %+v", st)
+	}
+	other := e.device(t, "dave")
+	must(t, other.Attach(ctx))
+	assertConverged(t, d, other)
+	if n := count(t, other, `SELECT COUNT(*) FROM users`); n != 1 {
+		t.Fatalf("dave has %d users", n)
+	}
+}

@@ -202,3 +202,20 @@ func (c *Client) DiscardLocalChanges(ctx context.Context) error {
 	}
 	return c.rebuild(ctx, st.sourceID, s, false, nil)
 }
+
+// initializeEmpty ends this source's initialization lease without seeding:
+// connect with has_local_pending_rows false answers initialize_empty for the
+// lease holder (7.2). Local rows stay pending and are pushed normally.
+func (c *Client) initializeEmpty(ctx context.Context, sourceID string) error {
+	var cr connectResponse
+	if err := c.call(ctx, request{method: http.MethodPost, path: "/sync/connect", sourceID: sourceID,
+		body: map[string]bool{"has_local_pending_rows": false}}, &cr); err != nil {
+		return err
+	}
+	c.logf("device: connect to end the seed: %s", cr.Resolution)
+	switch cr.Resolution {
+	case "initialize_empty", "remote_authoritative":
+		return c.setState(ctx, `initialization_id = ''`)
+	}
+	return fmt.Errorf("device: connect to end the initialization answered %q", cr.Resolution)
+}

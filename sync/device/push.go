@@ -203,6 +203,17 @@ func (c *Client) push(ctx context.Context, depth int) error {
 				return err
 			}
 			rotations++
+			if st, serr := c.state(ctx); serr == nil && st.initID != "" && ae.Code == "source_sequence_out_of_order" {
+				// A seed push with a counter left over from another user (13.7):
+				// rotation needs an initialized scope, which only this seed
+				// would create. Finish initialization empty instead (same
+				// source, no pending rows: 7.2), then push normally; the
+				// rotation then works.
+				if err := c.initializeEmpty(ctx, st.sourceID); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := c.rotate(ctx, ae.Code, ae.ReplacedBySourceID); err != nil {
 				return err
 			}
