@@ -33,6 +33,7 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	can := func(act Action) gin.HandlerFunc { return c.authorize(act, c.apiRefusal) }
 	t := a.Group("/tenants/:slug")
 	t.GET("", can(ActTenantRead), c.api(c.apiGetTenant))
+	t.PATCH("", can(ActTenantSettings), c.api(c.apiPatchTenant))
 	t.DELETE("", can(ActTenantDelete), c.api(c.apiDeleteTenant))
 	t.POST("/suspend", can(ActTenantSuspend), c.api(c.apiSetState(tenant.StateSuspended)))
 	t.POST("/resume", can(ActTenantSuspend), c.api(c.apiSetState(tenant.StateActive)))
@@ -160,19 +161,22 @@ func bind(gc *gin.Context, v any) error {
 }
 
 type apiTenant struct {
-	Slug       string    `json:"slug"`
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	WireSchema string    `json:"wire_schema"`
-	Placement  string    `json:"placement"`
-	Plan       string    `json:"plan"`
-	Role       string    `json:"role,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	Slug            string    `json:"slug"`
+	Name            string    `json:"name"`
+	State           string    `json:"state"`
+	WireSchema      string    `json:"wire_schema"`
+	Placement       string    `json:"placement"`
+	Plan            string    `json:"plan"`
+	WatchEnabled    bool      `json:"watch_enabled"`
+	RetainedBundles int       `json:"retained_bundles"`
+	Role            string    `json:"role,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 func toAPITenant(t *tenant.Tenant, role string) apiTenant {
 	return apiTenant{Slug: string(t.Slug), Name: t.Name, State: string(t.State), WireSchema: t.WireSchema,
-		Placement: t.Placement, Plan: t.Plan, Role: role, CreatedAt: t.CreatedAt}
+		Placement: t.Placement, Plan: t.Plan, WatchEnabled: t.WatchEnabled, RetainedBundles: t.RetainedBundles,
+		Role: role, CreatedAt: t.CreatedAt}
 }
 
 func (c *Console) apiListTenants(gc *gin.Context) error {
@@ -237,6 +241,28 @@ func (c *Console) apiCreateTenant(gc *gin.Context) error {
 func (c *Console) apiGetTenant(gc *gin.Context) error {
 	a := accessFrom(gc)
 	gc.JSON(http.StatusOK, toAPITenant(a.Tenant, a.label()))
+	return nil
+}
+
+// apiPatchTenant changes the given settings (owners, admins).
+func (c *Console) apiPatchTenant(gc *gin.Context) error {
+	var in tenant.Settings
+	if err := bind(gc, &in); err != nil {
+		return err
+	}
+	if in == (tenant.Settings{}) {
+		return server.NewError(http.StatusUnprocessableEntity, "invalid", "send at least one of name, watch_enabled, retained_bundles")
+	}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		in.Name = &name
+	}
+	a := accessFrom(gc)
+	t, err := c.store.UpdateTenant(gc.Request.Context(), string(a.Tenant.Slug), in, c.actor(gc))
+	if err != nil {
+		return err
+	}
+	gc.JSON(http.StatusOK, toAPITenant(t, a.label()))
 	return nil
 }
 

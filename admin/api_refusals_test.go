@@ -44,6 +44,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"GET", base + "/usage", nil, true},
 		{"POST", base + "/auth/test", map[string]any{"token": "x"}, true},
 		{"DELETE", base, nil, false},
+		{"PATCH", base, map[string]any{"name": "Renamed"}, false},
 		{"POST", base + "/suspend", nil, false},
 		{"POST", base + "/resume", nil, false},
 		{"POST", base + "/keys", map[string]any{"kind": "secret"}, false},

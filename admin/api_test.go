@@ -265,6 +265,7 @@ func TestAPIRoleMatrix(t *testing.T) {
 	}
 	calls := []call{
 		{"tenant.read", "GET", base, nil},
+		{"tenant.settings", "PATCH", base, map[string]any{"watch_enabled": true}},
 		{"keys.read", "GET", base + "/keys", nil},
 		{"keys.write", "POST", base + "/keys", map[string]any{"kind": "publishable"}},
 		{"auth.write", "PUT", base + "/auth", map[string]any{"mode": "hs256", "hs256_secrets": []string{hsSecret}}},
@@ -278,8 +279,8 @@ func TestAPIRoleMatrix(t *testing.T) {
 		{"quota.write", "PUT", base + "/quota", map[string]any{"overrides": map[string]any{}}},
 	}
 	allowed := map[admin.Role][]string{
-		admin.RoleOwner:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend", "quota.read", "usage.read"},
-		admin.RoleAdmin:     {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "quota.read", "usage.read"},
+		admin.RoleOwner:     {"tenant.settings", "tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "tenant.suspend", "quota.read", "usage.read"},
+		admin.RoleAdmin:     {"tenant.settings", "tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "members.write", "audit.read", "quota.read", "usage.read"},
 		admin.RoleDeveloper: {"tenant.read", "keys.read", "keys.write", "auth.write", "tables.read", "members.read", "audit.read", "quota.read", "usage.read"},
 		admin.RoleViewer:    {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "quota.read", "usage.read"},
 		admin.RoleOperator:  {"tenant.read", "keys.read", "tables.read", "members.read", "audit.read", "tenant.suspend", "quota.read", "quota.write", "usage.read"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +24,7 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 	can := func(act Action) gin.HandlerFunc { return c.authorize(act, c.pageRefusal) }
 	t.GET("", can(ActTenantRead), c.page(c.tenantOverview))
 	t.GET("/settings", can(ActTenantRead), c.page(c.tenantSettings))
+	t.POST("/settings", can(ActTenantSettings), c.page(c.tenantSettingsSave))
 	t.POST("/suspend", can(ActTenantSuspend), c.page(c.tenantSetState(tenant.StateSuspended)))
 	t.POST("/resume", can(ActTenantSuspend), c.page(c.tenantSetState(tenant.StateActive)))
 	t.POST("/delete", can(ActTenantDelete), c.page(c.tenantDelete))
@@ -191,11 +193,54 @@ func (c *Console) settingsView(gc *gin.Context) tenants.SettingsView {
 	a := accessFrom(gc)
 	return tenants.SettingsView{Page: c.tenantPage(gc, "Settings", "settings"), Slug: string(a.Tenant.Slug),
 		Name: a.Tenant.Name, State: string(a.Tenant.State), WireSchema: a.Tenant.WireSchema, Placement: a.Tenant.Placement,
-		Plan: a.Tenant.Plan, CanSuspend: c.allows(a, ActTenantSuspend), CanDelete: c.allows(a, ActTenantDelete)}
+		Plan: a.Tenant.Plan, WatchEnabled: a.Tenant.WatchEnabled, RetainedBundles: strconv.Itoa(a.Tenant.RetainedBundles),
+		CanEdit: c.allows(a, ActTenantSettings), CanSuspend: c.allows(a, ActTenantSuspend), CanDelete: c.allows(a, ActTenantDelete)}
 }
 
 func (c *Console) tenantSettings(gc *gin.Context) error {
 	return c.render(gc, http.StatusOK, tenants.Settings(c.settingsView(gc)))
+}
+
+// tenantSettingsSave changes name, watch and retention (owners, admins).
+func (c *Console) tenantSettingsSave(gc *gin.Context) error {
+	a := accessFrom(gc)
+	name := strings.TrimSpace(gc.PostForm("name"))
+	// The form sends a hidden "false" before the checkbox: the last wins.
+	watchVals := gc.PostFormArray("watch_enabled")
+	watch := len(watchVals) > 0 && (watchVals[len(watchVals)-1] == "true" || watchVals[len(watchVals)-1] == "on")
+	rawRetained := strings.TrimSpace(gc.PostForm("retained_bundles"))
+	errs := components.FieldErrors{}
+	retained, err := strconv.Atoi(rawRetained)
+	if err != nil {
+		errs["retained_bundles"] = "enter a whole number of bundles between 100 and 1000000"
+	}
+	if len(errs) == 0 {
+		var in tenant.Settings
+		if name != a.Tenant.Name {
+			in.Name = &name
+		}
+		if watch != a.Tenant.WatchEnabled {
+			in.WatchEnabled = &watch
+		}
+		if retained != a.Tenant.RetainedBundles {
+			in.RetainedBundles = &retained
+		}
+		if in == (tenant.Settings{}) {
+			c.flash(gc, "ok", "Nothing changed.")
+			return c.redirect(gc, "/console/t/"+string(a.Tenant.Slug)+"/settings")
+		}
+		_, err := c.store.UpdateTenant(gc.Request.Context(), string(a.Tenant.Slug), in, c.actor(gc))
+		if errs = formErrors(err); errs == nil && err != nil {
+			return err
+		}
+	}
+	if len(errs) > 0 {
+		v := c.settingsView(gc)
+		v.Name, v.WatchEnabled, v.RetainedBundles, v.Errors = name, watch, rawRetained, errs
+		return c.render(gc, http.StatusUnprocessableEntity, tenants.Settings(v))
+	}
+	c.flash(gc, "ok", "Settings saved; every replica applies them within seconds.")
+	return c.redirect(gc, "/console/t/"+string(a.Tenant.Slug)+"/settings")
 }
 
 func (c *Console) tenantSetState(state tenant.State) func(gc *gin.Context) error {

@@ -119,9 +119,14 @@ type SettingsView struct {
 	WireSchema string
 	Placement  string
 	Plan       string
-	CanSuspend bool
-	CanDelete  bool
-	Errors     components.FieldErrors
+	// WatchEnabled and RetainedBundles (as typed when the form is refused)
+	// are editable by owners and admins (CanEdit).
+	WatchEnabled    bool
+	RetainedBundles string
+	CanEdit         bool
+	CanSuspend      bool
+	CanDelete       bool
+	Errors          components.FieldErrors
 }
 
 // UsageView is a tenant's metered usage: charts per day or per hour,
