@@ -166,11 +166,18 @@ var keyRE = regexp.MustCompile(`sp_pk_\S+`)
 
 func newTenant(t *testing.T, retained ...int) *e2eTenant {
 	t.Helper()
-	return newTenantWith(t, testTables, retained...)
+	var setup []string
+	if len(retained) > 0 {
+		// No CLI sets the retained window yet.
+		setup = append(setup, fmt.Sprintf(`UPDATE syncplane.tenants SET retained_bundles = %d WHERE slug = $1`, retained[0]))
+	}
+	return newTenantWith(t, testTables, setup...)
 }
 
-// newTenantWith creates a tenant with the given table definition.
-func newTenantWith(t *testing.T, tables string, retained ...int) *e2eTenant {
+// newTenantWith creates a tenant with the given table definition; setup
+// statements (control plane, $1 = the slug) run before the server first
+// loads the tenant.
+func newTenantWith(t *testing.T, tables string, setup ...string) *e2eTenant {
 	t.Helper()
 	e2e.once.Do(func() { e2e.skip = startServer() })
 	if e2e.skip != "" {
@@ -215,18 +222,8 @@ func newTenantWith(t *testing.T, tables string, retained ...int) *e2eTenant {
 		t.Fatal("no publishable key in the CLI output")
 	}
 	e.base = "http://" + e2e.addr + "/k/" + key
-	if len(retained) > 0 {
-		// No CLI sets the retained window yet; set it before the server
-		// first loads the tenant.
-		conn, err := pgx.Connect(context.Background(), e2e.dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = conn.Exec(context.Background(), `UPDATE syncplane.tenants SET retained_bundles = $1 WHERE slug = $2`, retained[0], slug)
-		conn.Close(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, q := range setup {
+		e.sqlControl(t, q, slug)
 	}
 	// Skip while the sync core is not served yet.
 	tok, _ := e.token("probe")(context.Background())
@@ -1119,5 +1116,52 @@ func TestE2EUserSwitchSeedWithStaleCounter(t *testing.T) {
 	assertConverged(t, d, other)
 	if n := count(t, other, `SELECT COUNT(*) FROM users`); n != 1 {
 		t.Fatalf("dave has %d users", n)
+	}
+}
+
+func TestE2EWatchDisabledPolls(t *testing.T) {
+	e := newTenantWith(t, testTables, `UPDATE syncplane.tenants SET watch_enabled = false WHERE slug = $1`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := e.device(t, "u")
+	must(t, a.Attach(ctx))
+	caps, err := a.Capabilities(ctx)
+	must(t, err)
+	if caps["bundle_change_watch"] {
+		t.Skip("watch still enabled (tenant settings cached?)")
+	}
+	old := PollInterval
+	PollInterval = 200 * time.Millisecond
+	defer func() { PollInterval = old }()
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Watch(wctx, nil) }()
+	b := e.device(t, "u")
+	must(t, b.Attach(ctx))
+	insertUser(t, b, newUUID(), "polled")
+	must(t, b.Sync(ctx))
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Checkpoint() < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wcancel()
+	<-done
+	if a.Checkpoint() < 1 {
+		t.Fatal("polling did not pick up the commit")
+	}
+	assertConverged(t, a, b)
+}
+
+// sqlControl runs a statement on the control plane before the server
+// loads the tenant.
+func (e *e2eTenant) sqlControl(t *testing.T, query string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), e2e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
 	}
 }
