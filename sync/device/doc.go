@@ -18,10 +18,13 @@
 //	real                        -> REAL
 //	blob                        -> BLOB (base64 on the wire)
 //
-// Tables are STRICT; foreign keys reference the parent's sync key and are
-// DEFERRABLE INITIALLY DEFERRED, with the definition's ON DELETE / ON UPDATE
-// actions. Indexes are created non-unique: uniqueness is the server's job,
-// enforced per user at commit.
+// Tables are STRICT; uuid columns must hold canonical lowercase UUID text and
+// timestamp columns something shaped like an RFC 3339 date-time, so values the
+// server would refuse fail at the app's INSERT rather than in a push. Foreign
+// keys reference the parent's sync key and are DEFERRABLE INITIALLY DEFERRED,
+// with the definition's ON DELETE / ON UPDATE actions (RESTRICT, which SQLite
+// never defers, becomes NO ACTION locally). Indexes are created non-unique:
+// uniqueness is the server's job, enforced per user at commit.
 //
 // Open creates missing tables but does not migrate existing ones: a device
 // whose table definition changed needs a new database (or its own migration
@@ -29,7 +32,7 @@
 //
 // The app reads and writes those tables with plain SQL through DB(). Triggers
 // capture every local INSERT, UPDATE and DELETE into a coalesced dirty set,
-// one entry per (table, key): insert-then-update is one INSERT, insert-then-
+// one entry per (table, key): insert then update is one INSERT, insert then
 // delete of a row the server never saw is nothing, and deleting a synced row
 // is a DELETE based on the row version last seen. A change of a row's key is
 // a delete of the old key plus an insert of the new one. Triggers are
@@ -76,6 +79,10 @@
 // source_sequence_changed and source_retired rotate the source: a snapshot
 // with source_replacement, after which the client re-applies its unsent local
 // intent, switches to the replacement id and pushes as source_bundle_id 1.
+// (A seed push refused as out of order, which happens when a device switches
+// to a new user with local rows while its counter is still ahead, cannot
+// rotate before the scope exists: the client ends its initialization lease
+// empty, then pushes and rotates normally.)
 // Requests are retried with short exponential backoff on 429, 502, 503, 504
 // and network errors (three attempts; a Retry-After header of up to 5 s is
 // honoured). A push whose commit answer was lost is confirmed through
