@@ -12,7 +12,8 @@ import (
 )
 
 // mountConsole adds the web console (/console) and the management API
-// (/api/v1) to the app's engine.
+// (/api/v1) to the app's engine, and starts their background work: the
+// session sweeper and the quota utilization job (quota_job.go).
 func mountConsole(a *app) error {
 	secureCookies := strings.HasPrefix(a.cfg.PublicURL, "https://")
 	if a.cfg.CookieSecure != "auto" {
@@ -34,17 +35,21 @@ func mountConsole(a *app) error {
 		return fmt.Errorf("console: %w", err)
 	}
 	c.Mount(a.engine)
-	// Stop the session sweeper with the app's other background work.
+	// Stop the console's jobs with the app's other background work.
 	bg, cancel := context.WithCancel(context.Background())
 	if prev := a.stop; prev != nil {
 		a.stop = func() { cancel(); prev() }
 	} else {
 		a.stop = cancel
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		c.Run(bg, 10*time.Minute)
+	}()
+	go func() {
+		defer a.wg.Done()
+		newQuotaJob(a.store, a.metrics.Tenants, a.log).run(bg, time.Minute)
 	}()
 	return nil
 }
