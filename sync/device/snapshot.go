@@ -51,22 +51,18 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 			}
 		}
 		tx.noDirty, tx.noRowState = true, true // a snapshot names each key once
-		var after, total int64
-		path := "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID)
-		for {
-			var ch snapshotChunk
-			q := url.Values{"after_row_ordinal": {strconv.FormatInt(after, 10)}, "max_rows": {"1000"}}
-			if err := c.call(ctx, request{method: http.MethodGet, path: path, query: q, sourceID: sourceID}, &ch); err != nil {
-				return err
+		// Chunks are fetched one ahead of the one being applied, so the
+		// server's work and the local writes overlap.
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		chunks := c.fetchSnapshot(fctx, sourceID, s)
+		var total int64
+		for fc := range chunks {
+			if fc.err != nil {
+				return fc.err
 			}
-			if ch.SnapshotID != s.SnapshotID || ch.SnapshotBundleSeq != s.SnapshotBundleSeq {
-				return fmt.Errorf("device: snapshot chunk names %s@%d, expected %s@%d", ch.SnapshotID, ch.SnapshotBundleSeq, s.SnapshotID, s.SnapshotBundleSeq)
-			}
-			if ch.NextRowOrdinal != after+int64(len(ch.Rows)) {
-				return fmt.Errorf("device: snapshot chunk next_row_ordinal %d, expected %d", ch.NextRowOrdinal, after+int64(len(ch.Rows)))
-			}
-			for i := range ch.Rows {
-				r := &ch.Rows[i]
+			for i := range fc.rows {
+				r := &fc.rows[i]
 				if r.RowVersion <= 0 || r.RowVersion > s.SnapshotBundleSeq {
 					return fmt.Errorf("device: snapshot row version %d outside 1..%d", r.RowVersion, s.SnapshotBundleSeq)
 				}
@@ -75,14 +71,7 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 					return err
 				}
 			}
-			total += int64(len(ch.Rows))
-			after = ch.NextRowOrdinal
-			if !ch.HasMore {
-				break
-			}
-			if len(ch.Rows) == 0 {
-				return errors.New("device: empty snapshot chunk with has_more")
-			}
+			total += int64(len(fc.rows))
 		}
 		if total != s.RowCount {
 			return fmt.Errorf("device: snapshot had %d rows, row_count says %d", total, s.RowCount)
@@ -177,4 +166,53 @@ func (c *Client) rotate(ctx context.Context, reason, replacedBy string) error {
 			rotation_new_source_id = '', rotation_reason = '', initialization_id = '' WHERE id = 1`, newID)
 		return err
 	})
+}
+
+type fetchedChunk struct {
+	rows []wireRow
+	err  error
+}
+
+// fetchSnapshot reads a snapshot session's chunks in order (7.11:
+// after_row_ordinal from 0, max_rows 1000, then each next_row_ordinal) on its
+// own goroutine, checking each page; the channel ends after the last chunk or
+// the first error.
+func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotSession) <-chan fetchedChunk {
+	out := make(chan fetchedChunk, 1)
+	go func() {
+		defer close(out)
+		send := func(fc fetchedChunk) bool {
+			select {
+			case out <- fc:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		path := "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID)
+		var after int64
+		for {
+			var ch snapshotChunk
+			q := url.Values{"after_row_ordinal": {strconv.FormatInt(after, 10)}, "max_rows": {"1000"}}
+			err := c.call(ctx, request{method: http.MethodGet, path: path, query: q, sourceID: sourceID}, &ch)
+			switch {
+			case err != nil:
+			case ch.SnapshotID != s.SnapshotID || ch.SnapshotBundleSeq != s.SnapshotBundleSeq:
+				err = fmt.Errorf("device: snapshot chunk names %s@%d, expected %s@%d", ch.SnapshotID, ch.SnapshotBundleSeq, s.SnapshotID, s.SnapshotBundleSeq)
+			case ch.NextRowOrdinal != after+int64(len(ch.Rows)):
+				err = fmt.Errorf("device: snapshot chunk next_row_ordinal %d, expected %d", ch.NextRowOrdinal, after+int64(len(ch.Rows)))
+			case ch.HasMore && len(ch.Rows) == 0:
+				err = errors.New("device: empty snapshot chunk with has_more")
+			}
+			if err != nil {
+				send(fetchedChunk{err: err})
+				return
+			}
+			if !send(fetchedChunk{rows: ch.Rows}) || !ch.HasMore {
+				return
+			}
+			after = ch.NextRowOrdinal
+		}
+	}()
+	return out
 }
