@@ -304,15 +304,13 @@ func TestConf48NoEffects(t *testing.T) {
 	// DELETE of a row that is live in row state but already gone from the
 	// table captures nothing.
 	c.push(1, userRow(k, "a")).expect(t, 200, "")
-	_, err := e.pool.Exec(context.Background(), `SELECT set_config('syncplane.user_id', 'u1', false)`)
-	require.NoError(t, err)
 	tx, err := e.pool.Begin(context.Background())
 	require.NoError(t, err)
-	_, err = tx.Exec(context.Background(), `SELECT set_config('syncplane.user_id', 'u1', true)`)
+	_, err = tx.Exec(context.Background(), `SELECT set_config('syncplane.user_id', 'u1', true), set_config('syncplane.bundle_seq', '999', true)`)
 	require.NoError(t, err)
 	_, err = tx.Exec(context.Background(), `DELETE FROM `+ident(e.tenant.SchemaName(), "users"))
 	require.NoError(t, err)
-	_, err = tx.Exec(context.Background(), `DELETE FROM `+ident(e.tenant.SchemaName(), "_sync_capture"))
+	_, err = tx.Exec(context.Background(), `DELETE FROM `+ident(e.tenant.SchemaName(), "_sync_bundle_row")+` WHERE bundle_seq = 999`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(context.Background()))
 	r := c.push(2, row("users", "DELETE", k, 1, nil)).expect(t, 400, "push_commit_invalid")

@@ -96,7 +96,7 @@ func TestConf88UnboundWriteRejected(t *testing.T) {
 	require.Error(t, err)
 	// Bound to u1, touching u2's row is refused too.
 	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('syncplane.user_id', 'u1', true)`); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT set_config('syncplane.user_id', 'u1', true), set_config('syncplane.bundle_seq', '1', true)`); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO `+ident(e.tenant.SchemaName(), "tags")+` (_sync_scope_id, name) VALUES ('u2', 'x')`)

@@ -10,8 +10,9 @@
 //     server-originated writes) lock the user's _sync_scope row FOR UPDATE
 //     first, so they are serialized across replicas and nothing else is.
 //   - Business-table writes happen only in transactions bound with
-//     set_config('syncplane.user_id', user, true); the statement triggers
-//     of migrations/tenant record every effect in _sync_capture, which the
-//     committing transaction collapses into exactly one bundle.
+//     set_config('syncplane.user_id', user, true) (and the bundle being
+//     built); the statement triggers of migrations/tenant append every
+//     effect to that bundle's rows, which the committing transaction
+//     collapses per key into exactly one bundle.
 //   - Watch notifications are published after the commit, never inside it.
 package sync
