@@ -254,12 +254,34 @@ func TestBrowserJourney(t *testing.T) {
 	)
 	require.Equal(t, "retired", b.text(`[data-testid="device-state"]`))
 
+	// Quotas, usage and settings.
+	b.step("quotas",
+		chromedp.Click(tid("nav-quota")),
+		chromedp.WaitVisible(tid("quotas")),
+		chromedp.WaitVisible(tid("quota-readonly")),
+	)
+	require.Len(t, b.strings(`Array.from(document.querySelectorAll('[data-testid="quota-meter"]')).map(e => e.value+"")`), 4)
+	b.step("usage",
+		chromedp.Click(tid("nav-usage")),
+		chromedp.WaitVisible(tid("chart-requests")),
+		chromedp.Click(tid("usage-by-hour")),
+		chromedp.WaitVisible(css(`[data-testid="usage-by-hour"].active`)),
+	)
+	b.step("settings",
+		chromedp.Click(tid("nav-settings")),
+		chromedp.WaitVisible(tid("settings-form")),
+		chromedp.SetValue(css(`#name`), "Browser App 2"),
+		chromedp.Click(tid("settings-save")),
+		chromedp.WaitVisible(tid("flash-ok")),
+	)
+	require.Equal(t, "Browser App 2", b.text(`[data-testid="nav-tenant"]`))
+
 	b.step("audit",
 		chromedp.Click(tid("nav-audit")),
 		chromedp.WaitVisible(tid("audit")),
 	)
 	actions := b.strings(`Array.from(document.querySelectorAll('[data-testid="audit-action"]')).map(e => e.textContent)`)
-	for _, want := range []string{"tenant.create", "member.add", "key.create", "auth.set", "auth.mint", "tables.apply", "device.retire"} {
+	for _, want := range []string{"tenant.create", "member.add", "key.create", "auth.set", "auth.mint", "tables.apply", "device.retire", "tenant.settings"} {
 		require.Contains(t, actions, want)
 	}
 

@@ -18,7 +18,10 @@ import (
 // Waiting for current use: a page renders without it rather than hang on a
 // slow measurement (which still completes and is cached for the next view).
 const (
-	useWait      = 5 * time.Second
+	useWait = 5 * time.Second
+	// useFresh is the age of use a single tenant's pages accept; lists
+	// accept the cache's minute.
+	useFresh     = 10 * time.Second
 	listNearWait = 2 * time.Second
 	// listNearMax bounds the tenants of one list view whose quotas are
 	// checked; an operator's list of every tenant flags the first ones.
@@ -29,7 +32,7 @@ const (
 func (c *Console) currentUse(ctx context.Context, t *tenant.Tenant) (tenant.Use, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, useWait)
 	defer cancel()
-	return c.uses.get(ctx, t)
+	return c.uses.get(ctx, t, useFresh)
 }
 
 // tenantQuota reads t's quota and, unless ctx ends first, its use (nil
@@ -150,7 +153,7 @@ func (c *Console) nearLimits(ctx context.Context, rows []tenants.Row, bySlug map
 			if err != nil || len(tenant.Utilization(tenant.Use{}, q.Limits)) == 0 {
 				return // unreadable, or nothing metered is limited
 			}
-			use, _, err := c.uses.get(ctx, t)
+			use, _, err := c.uses.get(ctx, t, time.Minute)
 			if err != nil {
 				return
 			}

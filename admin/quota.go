@@ -256,6 +256,7 @@ func planNames(p tenant.Plans) []string {
 // while: measuring runs aggregate queries over the tenant schema, too
 // costly for every page view and for a tenant list. Concurrent requests for
 // one tenant share one measurement; at most cap measurements run at once.
+// Entries live ttl; a caller may ask for a fresher one (get's maxAge).
 type useCache struct {
 	store *tenant.Store
 	ttl   time.Duration
@@ -280,16 +281,17 @@ func newUseCache(store *tenant.Store, ttl time.Duration, concurrency int) *useCa
 	return &useCache{store: store, ttl: ttl, sem: make(chan struct{}, concurrency), now: time.Now, m: map[int64]*useEntry{}}
 }
 
-// get returns t's use, measured at most ttl ago, waiting for a measurement
-// until ctx ends. A measurement outlives the request that started it (up
-// to a timeout), so a later request finds it done.
-func (c *useCache) get(ctx context.Context, t *tenant.Tenant) (tenant.Use, time.Time, error) {
+// get returns t's use, measured at most maxAge (at most ttl) ago, waiting
+// for a measurement until ctx ends. A measurement outlives the request that
+// started it (up to a timeout), so a later request finds it done.
+func (c *useCache) get(ctx context.Context, t *tenant.Tenant, maxAge time.Duration) (tenant.Use, time.Time, error) {
+	maxAge = min(maxAge, c.ttl)
 	c.mu.Lock()
 	e := c.m[t.ID]
 	if e != nil {
 		select {
 		case <-e.done:
-			if c.now().Sub(e.at) > c.ttl {
+			if c.now().Sub(e.at) > maxAge {
 				e = nil
 			}
 		default: // in flight

@@ -68,7 +68,7 @@ func TestQuotaPages(t *testing.T) {
 	require.Equal(t, 1, p.testid("quota-near-warning").Length())
 	require.Equal(t, "near limit", cell(quotaRow(p, "max_active_devices"), "quota-near"))
 	p = owner.get("/console/tenants?q=" + slug)
-	require.Contains(t, p.text("tenant-near-limit"), "active_devices")
+	require.Contains(t, p.text("tenant-near-limit"), "active devices")
 
 	// Refusals: the owner, a viewer and a stranger cannot change quotas.
 	p = owner.post(base+"/quota", url.Values{"plan": {"pro"}})
