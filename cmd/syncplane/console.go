@@ -49,7 +49,7 @@ func mountConsole(a *app) error {
 	}()
 	go func() {
 		defer a.wg.Done()
-		newQuotaJob(a.store, a.metrics.Tenants, a.log).run(bg, time.Minute)
+		newQuotaJob(a.store, a.metrics.Tenants, a.metrics.Sync, a.log).run(bg, time.Minute)
 	}()
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 type quotaJob struct {
 	store   *tenant.Store
 	metrics *server.TenantCollector
+	jobs    *server.SyncMetrics // runs as syncplane_job_*{job_name="quota_utilization"}; may be nil
 	log     *slog.Logger
 	now     func() time.Time
 	// max bounds the tenants measured per run (the busiest first), in line
@@ -47,8 +48,11 @@ const quotaJobTenants = `SELECT u.tenant_id
 	ORDER BY sum(u.requests) DESC, u.tenant_id
 	LIMIT $2`
 
-func newQuotaJob(store *tenant.Store, metrics *server.TenantCollector, log *slog.Logger) *quotaJob {
-	return &quotaJob{store: store, metrics: metrics, log: log, now: time.Now, max: tenantMetricsMax}
+// quotaJobName is the job_name label of the job's runs.
+const quotaJobName = "quota_utilization"
+
+func newQuotaJob(store *tenant.Store, metrics *server.TenantCollector, jobs *server.SyncMetrics, log *slog.Logger) *quotaJob {
+	return &quotaJob{store: store, metrics: metrics, jobs: jobs, log: log, now: time.Now, max: tenantMetricsMax}
 }
 
 // run measures every interval until ctx ends; a run may take at most nine
@@ -63,10 +67,20 @@ func (j *quotaJob) run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, every*9/10)
-		if _, _, err := j.once(rctx); err != nil && ctx.Err() == nil {
+		start := time.Now()
+		ran, _, err := j.once(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		// Only the replica that ran (or failed) records a run: alerts take
+		// the freshest success across replicas.
+		if ran || err != nil {
+			j.jobs.ObserveJob(quotaJobName, time.Since(start), err)
+		}
+		if err != nil {
 			j.log.Warn("quota utilization run failed", "err", err)
 		}
-		cancel()
 	}
 }
 

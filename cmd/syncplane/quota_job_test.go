@@ -62,7 +62,7 @@ func TestQuotaJobReportsUtilization(t *testing.T) {
 	require.NoError(t, meter.Flush(ctx))
 
 	collector := server.NewTenantCollector(server.TenantCollectorOptions{})
-	job := newQuotaJob(store, collector, log)
+	job := newQuotaJob(store, collector, nil, log)
 	// Another process's job may hold the lock for a moment: retry.
 	var ran bool
 	for deadline := time.Now().Add(30 * time.Second); !ran && time.Now().Before(deadline); {
@@ -94,9 +94,52 @@ func TestQuotaJobReportsUtilization(t *testing.T) {
 	_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('syncplane.quota_utilization', 0))`)
 	require.NoError(t, err)
 	other := server.NewTenantCollector(server.TenantCollectorOptions{})
-	ran, n, err := newQuotaJob(store, other, log).once(ctx)
+	ran, n, err := newQuotaJob(store, other, nil, log).once(ctx)
 	require.NoError(t, err)
 	require.False(t, ran)
 	require.Zero(t, n)
 	require.Empty(t, utilization(t, other, string(busy.Slug)))
+}
+
+// TestQuotaJobRunRecordsItsRuns: the ticking loop records successful runs
+// as syncplane_job_runs_total{job_name="quota_utilization"} and stops with
+// its context.
+func TestQuotaJobRunRecordsItsRuns(t *testing.T) {
+	store := tenanttest.Store(t)
+	reg := prometheus.NewRegistry()
+	jobs := server.NewSyncMetrics(reg, nil)
+	job := newQuotaJob(store, server.NewTenantCollector(server.TenantCollectorOptions{}), jobs,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		job.run(ctx, 100*time.Millisecond)
+	}()
+	successes := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "syncplane_job_runs_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["job_name"] == quotaJobName && labels["outcome"] == "success" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	require.Eventually(t, func() bool { return successes() >= 1 }, 30*time.Second, 50*time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job did not stop with its context")
+	}
 }
