@@ -24,11 +24,13 @@ type BundleResult struct {
 // errNoEffects: the transaction's effects collapsed to nothing (8.3).
 var errNoEffects = errors.New("no captured business-table effects")
 
-// bindTx binds tx to (user, source, source_bundle_id) so the capture
-// triggers accept its writes, and defers all deferrable constraints.
-func bindTx(ctx context.Context, tx pgx.Tx, user, source string, sbid int64) error {
+// bindTx binds tx to (user, source, source_bundle_id) and to the bundle
+// being built (bundle_seq, next row ordinal), so the capture triggers accept
+// its writes and append them to that bundle, and defers all deferrable
+// constraints. Caller holds the user's scope lock.
+func bindTx(ctx context.Context, tx pgx.Tx, user, source string, sbid, bundleSeq int64) error {
 	b := &pgx.Batch{}
-	queueBind(b, user, source, sbid)
+	queueBind(b, user, source, sbid, bundleSeq)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("bind sync transaction: %w", err)
 	}
@@ -36,9 +38,10 @@ func bindTx(ctx context.Context, tx pgx.Tx, user, source string, sbid int64) err
 }
 
 // queueBind queues bindTx's statements on b (to share a round trip).
-func queueBind(b *pgx.Batch, user, source string, sbid int64) {
+func queueBind(b *pgx.Batch, user, source string, sbid, bundleSeq int64) {
 	b.Queue(`SELECT set_config('syncplane.user_id', $1, true), set_config('syncplane.source_id', $2, true),
-		set_config('syncplane.source_bundle_id', $3, true)`, user, source, fmt.Sprint(sbid))
+		set_config('syncplane.source_bundle_id', $3, true), set_config('syncplane.bundle_seq', $4, true),
+		set_config('syncplane.row_ordinal', '0', true)`, user, source, fmt.Sprint(sbid), fmt.Sprint(bundleSeq))
 	b.Queue(`SET CONSTRAINTS ALL DEFERRED`)
 }
 
@@ -56,32 +59,37 @@ type bundleSpec struct {
 	seed     bool   // a seed push: the scope becomes INITIALIZED
 }
 
-// collapseSQL turns this transaction's captured effects into bundle rows and
-// row state (protocol 8.3) in one statement, returning the rows in order.
+// collapseSQL collapses the bundle rows the capture triggers appended
+// (protocol 8.3) when a key was changed more than once; it does nothing in
+// the common case of one effect per key. Per key, following the changes in
+// order: first INSERT and last DELETE drop the key; last DELETE is a DELETE;
+// first INSERT an INSERT with the final after-image; else an UPDATE. Rows
+// are renumbered by each key's first change.
 const collapseSQL = `
-WITH c AS (
-    DELETE FROM %[1]s WHERE txid = pg_current_xact_id()
-    RETURNING seq, table_name, key_text, op, payload
+WITH dup AS (
+    SELECT EXISTS (SELECT 1 FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2
+                   GROUP BY table_name, key_text HAVING count(*) > 1) AS found
+), c AS (
+    DELETE FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2 AND (SELECT found FROM dup)
+    RETURNING row_ordinal AS seq, table_name, key_text, op, payload
 ), k AS (
     -- One sort: every window shares partition and order.
     SELECT table_name, key_text, op AS last_op, payload,
            first_value(op) OVER w AS first_op, first_value(seq) OVER w AS first_seq, lead(seq) OVER w AS next_seq
     FROM c WINDOW w AS (PARTITION BY table_name COLLATE "C", key_text COLLATE "C" ORDER BY seq)
-), o AS MATERIALIZED (
-    SELECT (row_number() OVER (ORDER BY first_seq) - 1)::integer AS row_ordinal, table_name, key_text,
-           CASE WHEN last_op = 'D' THEN 'DELETE' WHEN first_op = 'I' THEN 'INSERT' ELSE 'UPDATE' END AS op,
-           CASE WHEN last_op = 'D' THEN NULL ELSE payload END AS payload
-    FROM k WHERE next_seq IS NULL AND NOT (first_op = 'I' AND last_op = 'D')
-), br AS (
-    INSERT INTO %[2]s (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload)
-    SELECT $1, $2, row_ordinal, table_name, key_text, op, payload FROM o
-), rs AS (
-    INSERT INTO %[3]s (user_id, table_name, key_text, row_version, deleted)
-    SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM o
-    ON CONFLICT (user_id, table_name, key_text)
-    DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted
 )
-SELECT table_name, key_text, op, payload FROM o ORDER BY row_ordinal`
+INSERT INTO %[1]s (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload)
+SELECT $1, $2, (row_number() OVER (ORDER BY first_seq) - 1)::integer, table_name, key_text,
+       CASE WHEN last_op = 'DELETE' THEN 'DELETE' WHEN first_op = 'INSERT' THEN 'INSERT' ELSE 'UPDATE' END,
+       CASE WHEN last_op = 'DELETE' THEN NULL ELSE payload END
+FROM k WHERE next_seq IS NULL AND NOT (first_op = 'INSERT' AND last_op = 'DELETE')`
+
+// rowStateSQL records the bundle's rows in row state (8.3).
+const rowStateSQL = `
+INSERT INTO %[2]s (user_id, table_name, key_text, row_version, deleted)
+SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2
+ON CONFLICT (user_id, table_name, key_text)
+DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted`
 
 // finishBundle seals a bound transaction whose business-table writes are
 // done: it collapses the captured effects into bundle latest+1, writes the
@@ -89,10 +97,22 @@ SELECT table_name, key_text, op, payload FROM o ORDER BY row_ordinal`
 // push session. Caller holds tx and the scope lock; tx must then commit.
 func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, error) {
 	seq := sp.scope.Latest + 1
-	rows, err := tx.Query(ctx, fmt.Sprintf(collapseSQL, ident(sp.schema, "_sync_capture"),
-		ident(sp.schema, "_sync_bundle_row"), ident(sp.schema, "_sync_row_state")), sp.user, seq)
-	if err != nil {
+	rowsTbl := ident(sp.schema, "_sync_bundle_row")
+	b := &pgx.Batch{}
+	b.Queue(fmt.Sprintf(collapseSQL, rowsTbl), sp.user, seq)
+	b.Queue(fmt.Sprintf(rowStateSQL, rowsTbl, ident(sp.schema, "_sync_row_state")), sp.user, seq)
+	b.Queue(`SELECT table_name, key_text, op, payload FROM `+rowsTbl+` WHERE user_id = $1 AND bundle_seq = $2 ORDER BY row_ordinal`, sp.user, seq)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
 		return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return BundleResult{}, fmt.Errorf("record row state: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return BundleResult{}, fmt.Errorf("read bundle rows: %w", err)
 	}
 	hasher := newBundleHasher(sp.wire, seq)
 	var n, bytes int64
@@ -116,7 +136,10 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+		return BundleResult{}, fmt.Errorf("read bundle rows: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return BundleResult{}, fmt.Errorf("read bundle rows: %w", err)
 	}
 	if n == 0 {
 		return BundleResult{}, errNoEffects
@@ -133,7 +156,7 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 		floor = min(target, floor+pruneBatch)
 	}
 
-	b := &pgx.Batch{}
+	b = &pgx.Batch{}
 	b.Queue(`INSERT INTO `+ident(sp.schema, "_sync_bundle")+` (user_id, bundle_seq, source_id, source_bundle_id, row_count, bundle_hash, byte_count)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, sp.user, seq, sp.source, sp.sbid, n, res.BundleHash, bytes)
 	b.Queue(`INSERT INTO `+ident(sp.schema, "_sync_source")+` (user_id, source_id, state, max_source_bundle_id, bundles_pushed)

@@ -121,7 +121,7 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		}
 
 		// Bind and apply in one round trip.
-		if err := applyGroups(c, tx, r, id, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID) }); err != nil {
+		if err := applyGroups(c, tx, r, id, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID, s.Latest+1) }); err != nil {
 			return commitError(err, "push_commit_invalid")
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,

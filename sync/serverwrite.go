@@ -148,7 +148,7 @@ func (h *Handler) ServerWriteTx(ctx context.Context, scope *server.SyncScope, wr
 			return sourceRetiredErr(scope.UserID, writerID, src.ReplacedBy)
 		}
 		sbid := src.MaxSBID + 1
-		if err := bindTx(ctx, tx, scope.UserID, writerID, sbid); err != nil {
+		if err := bindTx(ctx, tx, scope.UserID, writerID, sbid, s.Latest+1); err != nil {
 			return err
 		}
 		if err := fn(tx); err != nil {

@@ -62,9 +62,11 @@ CREATE TABLE _sync_bundle (
     UNIQUE (user_id, source_id, source_bundle_id)
 );
 
--- Bundle rows. No foreign key to _sync_bundle: the rows are written by the
--- capture statement before the bundle's hash is known, and pruning deletes
--- both by range.
+-- Bundle rows. The capture triggers write them directly while the bound
+-- transaction runs (bundle_seq and the next row_ordinal come from the
+-- transaction's settings); the committing code collapses repeated keys.
+-- No foreign key to _sync_bundle: the rows exist before the bundle's hash is
+-- known, and pruning deletes both by range.
 CREATE TABLE _sync_bundle_row (
     user_id     text NOT NULL,
     bundle_seq  bigint NOT NULL,
@@ -143,36 +145,27 @@ CREATE TABLE _sync_snapshot_row (
     PRIMARY KEY (snapshot_id, row_ordinal)
 );
 
--- Effects captured by the statement triggers of registered tables during one
--- bound transaction; the committing code collapses them into a bundle and
--- deletes them before commit. Unlogged: rows never outlive their transaction.
-CREATE UNLOGGED TABLE _sync_capture (
-    seq        bigint GENERATED ALWAYS AS IDENTITY,
-    txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    table_name text NOT NULL,
-    key_text   text NOT NULL,
-    op         "char" NOT NULL CHECK (op IN ('I', 'U', 'D')),
-    payload    text -- wire JSON
-);
-CREATE INDEX _sync_capture_txid_idx ON _sync_capture (txid, seq);
-
 -- _sync_capture is attached to every registered table as three AFTER ...
 -- FOR EACH STATEMENT triggers with transition tables _sync_new/_sync_old;
 -- TG_ARGV[0] is the table's sync key column. It refuses writes outside a
--- bound sync transaction (syncplane.user_id unset) and writes touching rows
--- of another user, and records every effect in _sync_capture with its wire
--- after-image, in statement order.
+-- bound sync transaction (syncplane.user_id / syncplane.bundle_seq unset)
+-- and writes touching rows of another user, and appends every effect to
+-- the bundle being built, in statement order, with its wire after-image.
 CREATE FUNCTION _sync_capture() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT SET bytea_output = 'hex' AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     bound  text := current_setting('syncplane.user_id', true);
+    bseq   bigint := nullif(current_setting('syncplane.bundle_seq', true), '')::bigint;
+    base   integer := coalesce(nullif(current_setting('syncplane.row_ordinal', true), ''), '0')::integer;
     keycol text := TG_ARGV[0];
     wire   text;
     c      text;
     ncols  bigint;
     same   boolean;
+    cnt    bigint;
+    ins    constant text := 'INSERT INTO _sync_bundle_row (user_id, bundle_seq, row_ordinal, table_name, key_text, op, payload) ';
 BEGIN
-    IF bound IS NULL OR bound = '' THEN
+    IF bound IS NULL OR bound = '' OR bseq IS NULL THEN
         RAISE EXCEPTION 'write to registered table % outside a sync transaction', TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -219,37 +212,45 @@ BEGIN
     END IF;
 
     IF TG_OP = 'INSERT' THEN
-        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT %L, n.%I::text, ''I'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
+        EXECUTE ins || format('SELECT $1, $2, $3 + (row_number() OVER () - 1)::integer, %L, n.%I::text, ''INSERT'', %s
+            FROM _sync_new n', TG_TABLE_NAME, keycol, wire) USING bound, bseq, base;
+        GET DIAGNOSTICS cnt = ROW_COUNT;
+        base := base + cnt;
     ELSIF TG_OP = 'UPDATE' THEN
-        -- Fast path: the transition tables list old and new images in the
-        -- same order, so when the key sequences are equal no key changed
-        -- and every row is an update of its key.
+        -- Fast path: when the old and new key sequences are equal, no key
+        -- changed and every row is an update of its key.
         EXECUTE format('SELECT coalesce(bool_and(z.ok = z.nk), true)
             FROM unnest(ARRAY(SELECT o.%1$I::text FROM _sync_old o), ARRAY(SELECT n.%1$I::text FROM _sync_new n)) AS z(ok, nk)',
             keycol) INTO same;
         IF same THEN
-            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-                SELECT %L, n.%I::text, ''U'', %s FROM _sync_new n', TG_TABLE_NAME, keycol, wire);
+            EXECUTE ins || format('SELECT $1, $2, $3 + (row_number() OVER () - 1)::integer, %L, n.%I::text, ''UPDATE'', %s
+                FROM _sync_new n', TG_TABLE_NAME, keycol, wire) USING bound, bseq, base;
+            GET DIAGNOSTICS cnt = ROW_COUNT;
+            base := base + cnt;
         ELSE
             -- A changed key value is a delete of the old key and an insert
             -- of the new one. Hash joins keep this linear.
-            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-                SELECT %L, o.k, ''D'', NULL
+            EXECUTE ins || format('SELECT $1, $2, $3 + (row_number() OVER (ORDER BY o.rn) - 1)::integer, %L, o.k, ''DELETE'', NULL
                 FROM (SELECT o.%I::text AS k, row_number() OVER () AS rn FROM _sync_old o) o
                 LEFT JOIN (SELECT n.%I::text AS k FROM _sync_new n) n ON n.k = o.k
-                WHERE n.k IS NULL
-                ORDER BY o.rn', TG_TABLE_NAME, keycol, keycol);
-            EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-                SELECT %L, s.k, CASE WHEN o.k IS NULL THEN ''I'' ELSE ''U'' END, s.j
+                WHERE n.k IS NULL', TG_TABLE_NAME, keycol, keycol) USING bound, bseq, base;
+            GET DIAGNOSTICS cnt = ROW_COUNT;
+            base := base + cnt;
+            EXECUTE ins || format('SELECT $1, $2, $3 + (row_number() OVER (ORDER BY s.rn) - 1)::integer, %L, s.k,
+                    CASE WHEN o.k IS NULL THEN ''INSERT'' ELSE ''UPDATE'' END, s.j
                 FROM (SELECT n.%I::text AS k, %s AS j, row_number() OVER () AS rn FROM _sync_new n) s
-                LEFT JOIN (SELECT DISTINCT o.%I::text AS k FROM _sync_old o) o ON o.k = s.k
-                ORDER BY s.rn', TG_TABLE_NAME, keycol, wire, keycol);
+                LEFT JOIN (SELECT DISTINCT o.%I::text AS k FROM _sync_old o) o ON o.k = s.k', TG_TABLE_NAME, keycol, wire, keycol)
+                USING bound, bseq, base;
+            GET DIAGNOSTICS cnt = ROW_COUNT;
+            base := base + cnt;
         END IF;
     ELSE
-        EXECUTE format('INSERT INTO _sync_capture (table_name, key_text, op, payload)
-            SELECT %L, o.%I::text, ''D'', NULL FROM _sync_old o', TG_TABLE_NAME, keycol);
+        EXECUTE ins || format('SELECT $1, $2, $3 + (row_number() OVER () - 1)::integer, %L, o.%I::text, ''DELETE'', NULL
+            FROM _sync_old o', TG_TABLE_NAME, keycol) USING bound, bseq, base;
+        GET DIAGNOSTICS cnt = ROW_COUNT;
+        base := base + cnt;
     END IF;
+    PERFORM set_config('syncplane.row_ordinal', base::text, true);
     RETURN NULL;
 END
 $$;
