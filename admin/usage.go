@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -133,8 +134,12 @@ func (c *Console) apiAllUsage(gc *gin.Context) error {
 // the usage page.
 func (c *Console) consoleUsageExport(gc *gin.Context) error {
 	q, err := parseUsageQuery(gc, c.now(), usageMaxDaysTenant)
+	var ve *tenant.ValidationError
+	if errors.As(err, &ve) {
+		return &pageError{http.StatusUnprocessableEntity, "Invalid export", ve.Message}
+	}
 	if err != nil {
-		return &pageError{http.StatusUnprocessableEntity, "Invalid export", err.Error()}
+		return err
 	}
 	t := accessFrom(gc).Tenant
 	rows, err := c.store.Usage(gc.Request.Context(), t.ID, q.From, q.To)
