@@ -62,8 +62,19 @@ func TestDevicesDataOverview(t *testing.T) {
 	p = owner.get(base + "/devices?user=alice")
 	p = owner.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"dev-a1"}})
 	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+	// The retired device gets a reserved replacement (protocol 10), so it
+	// can rotate to it instead of being stranded.
 	p = owner.get(base + "/devices?user=alice")
-	require.Equal(t, "retired", p.text("device-state"))
+	require.Equal(t, "reservedretired", p.text("device-state"), "the new reserved source is listed first")
+	tn, err := h.store.Tenant(context.Background(), slug)
+	require.NoError(t, err)
+	var replacement, state string
+	require.NoError(t, h.store.DB().QueryRow(context.Background(), `SELECT r.source_id, r.state FROM `+
+		pgx.Identifier{tn.SchemaName(), "_sync_source"}.Sanitize()+` o JOIN `+pgx.Identifier{tn.SchemaName(), "_sync_source"}.Sanitize()+
+		` r ON r.user_id = o.user_id AND r.source_id = o.replaced_by_source_id
+		WHERE o.user_id = 'alice' AND o.source_id = 'dev-a1' AND o.state = 'retired'`).Scan(&replacement, &state))
+	require.Equal(t, "reserved", state)
+	require.NotEmpty(t, replacement)
 	require.Equal(t, http.StatusNotFound, owner.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"nope"}}).Status)
 	require.Equal(t, 1, owner.get(base+"/audit?action=device.retire").testid("audit-row").Length())
 

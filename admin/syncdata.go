@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -132,12 +133,23 @@ func (d *pgSyncData) RetireSource(ctx context.Context, t *tenant.Tenant, userID,
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM `+ident(t, "_sync_scope")+` WHERE user_id = $1 FOR UPDATE`, userID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE `+ident(t, "_sync_source")+` SET state = 'retired', retire_reason = $3
-			WHERE user_id = $1 AND source_id = $2 AND state <> 'retired'`, userID, sourceID, reason)
+		// Protocol 10: an administrative retire records a fresh replacement,
+		// reserved, so the device's rotation (which adopts
+		// replaced_by_source_id) succeeds instead of stranding it.
+		replacement := uuid.NewString()
+		tag, err := tx.Exec(ctx, `UPDATE `+ident(t, "_sync_source")+` SET state = 'retired', retire_reason = $3,
+				replaced_by_source_id = $4
+			WHERE user_id = $1 AND source_id = $2 AND state <> 'retired'`, userID, sourceID, reason, replacement)
 		if err != nil {
 			return err
 		}
 		changed = tag.RowsAffected() == 1
+		if changed {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+ident(t, "_sync_source")+` (user_id, source_id, state)
+				VALUES ($1, $2, 'reserved')`, userID, replacement); err != nil {
+				return err
+			}
+		}
 		if !changed {
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+ident(t, "_sync_source")+` WHERE user_id = $1 AND source_id = $2`,
@@ -240,7 +252,8 @@ func (d *pgSyncData) Usage(ctx context.Context, t *tenant.Tenant, days int, now 
 	b := &pgx.Batch{}
 	today := start.AddDate(0, 0, days-1)
 	b.Queue(`SELECT count(*) FILTER (WHERE last_seen_at >= $1), count(*) FILTER (WHERE last_seen_at >= $2),
-		count(*) FILTER (WHERE state <> 'retired') FROM `+ident(t, "_sync_source"), today, now.Add(-30*24*time.Hour)).
+		count(*) FILTER (WHERE state <> 'retired') FROM `+ident(t, "_sync_source")+`
+		WHERE state <> 'reserved'`, today, now.Add(-30*24*time.Hour)). // reserved: a name awaiting its device
 		QueryRow(func(r pgx.Row) error { return r.Scan(&u.ActiveToday, &u.Active30d, &u.Devices) })
 	counts := map[time.Time]DayUsage{}
 	b.Queue(`SELECT date_trunc('day', committed_at AT TIME ZONE 'UTC'), count(*), coalesce(sum(row_count), 0)

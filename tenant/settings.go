@@ -55,7 +55,7 @@ func (s *Store) UpdateTenant(ctx context.Context, slug string, in Settings, by A
 
 // Use is what a tenant currently consumes of its quotas.
 type Use struct {
-	ActiveDevices int64 `json:"active_devices"` // sources seen in the last 30 days
+	ActiveDevices int64 `json:"active_devices"` // active sources seen in the last 30 days
 	Rows          int64 `json:"rows"`           // live synced rows
 	StorageBytes  int64 `json:"storage_bytes"`  // size of the tenant schema
 	PeakWatchers  int64 `json:"peak_watchers"`  // highest this hour, as metered
@@ -71,7 +71,7 @@ func (s *Store) CurrentUse(ctx context.Context, t *Tenant) (Use, error) {
 	var u Use
 	err = pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM `+pgx.Identifier{t.SchemaName(), "_sync_source"}.Sanitize()+`
-			 WHERE last_seen_at > now() - interval '30 days' AND state <> 'retired'),
+			 WHERE last_seen_at > now() - interval '30 days' AND state = 'active'),
 			(SELECT count(*) FROM `+pgx.Identifier{t.SchemaName(), "_sync_row_state"}.Sanitize()+` WHERE NOT deleted),
 			(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 			 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm'))`,
