@@ -164,7 +164,7 @@ func schemaQuoteLiteral(s string) string {
 func schemaAddFKSQL(pgSchema string, t *Table, fk ForeignKey) []string {
 	scope := pgx.Identifier{schemaScopeColumn}.Sanitize()
 	col := pgx.Identifier{fk.Column}.Sanitize()
-	onDelete := strings.ToUpper(string(fk.OnDelete))
+	onDelete := schemaFKActionSQL(fk.OnDelete)
 	if fk.OnDelete == FKSetNull || fk.OnDelete == FKSetDefault {
 		onDelete += " (" + col + ")"
 	}
@@ -173,13 +173,25 @@ func schemaAddFKSQL(pgSchema string, t *Table, fk ForeignKey) []string {
 		" FOREIGN KEY (" + scope + ", " + col + ")" +
 		" REFERENCES " + pgx.Identifier{pgSchema, fk.References}.Sanitize() +
 		" (" + scope + ", " + pgx.Identifier{fk.ReferencedColumn}.Sanitize() + ")" +
-		" ON DELETE " + onDelete + " ON UPDATE " + strings.ToUpper(string(fk.OnUpdate)) +
+		" ON DELETE " + onDelete + " ON UPDATE " + schemaFKActionSQL(fk.OnUpdate) +
 		" DEFERRABLE INITIALLY DEFERRED"}
 	if ix := schemaFKIndexName(t, fk); ix != "" {
 		stmts = append(stmts, "CREATE INDEX "+pgx.Identifier{ix}.Sanitize()+
 			" ON "+pgx.Identifier{pgSchema, t.Name}.Sanitize()+" ("+scope+", "+col+")")
 	}
 	return stmts
+}
+
+// schemaFKActionSQL renders a referential action. RESTRICT becomes NO
+// ACTION: PostgreSQL checks RESTRICT at once even on a deferrable key, so a
+// bundle deleting a parent before its children (or any order within a
+// cycle) would fail mid-transaction, while the protocol (6, 8.1) judges only
+// the state at commit — which NO ACTION, deferred, checks identically.
+func schemaFKActionSQL(a FKAction) string {
+	if a == FKRestrict {
+		a = FKNoAction
+	}
+	return strings.ToUpper(string(a))
 }
 
 func schemaDropFKSQL(pgSchema string, t *Table, fk ForeignKey) []string {

@@ -36,10 +36,8 @@ func TestCurrentUseAndUtilization(t *testing.T) {
 	ctx := context.Background()
 	store := tenanttest.Store(t)
 	tn := tenanttest.Tenant(t, store, usersV1)
-	err := pgx.BeginFunc(ctx, store.DB(), func(tx pgx.Tx) error {
-		return boundExec(ctx, tx, "u1", `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_row_state"}.Sanitize()+
-			` (user_id, table_name, key_text, row_version, deleted) VALUES ('u1', 'users', 'a', 1, false), ('u1', 'users', 'b', 2, true)`)
-	})
+	_, err := store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_row_state"}.Sanitize()+
+		` (user_id, table_name, key_text, row_version, deleted) VALUES ('u1', 'users', 'a', 1, false), ('u1', 'users', 'b', 2, true)`)
 	require.NoError(t, err)
 	_, err = store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_source"}.Sanitize()+
 		` (user_id, source_id, state) VALUES ('u1', 'd1', 'active'), ('u1', 'd2', 'retired')`)

@@ -8,8 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	syncx "github.com/syncplane/syncplane/sync"
 	"github.com/syncplane/syncplane/tenant"
 	"github.com/syncplane/syncplane/tenant/tenanttest"
+	"github.com/syncplane/syncplane/web/server"
 )
 
 const usersV1 = `{"tables":[{"name":"users","sync_key":"id","columns":[
@@ -140,12 +142,25 @@ func TestApplyTablesInterruptedIsRepaired(t *testing.T) {
 	require.True(t, ok)
 }
 
-// boundExec runs stmt in a transaction bound to user, as the sync core does.
-func boundExec(ctx context.Context, tx pgx.Tx, user, stmt string, args ...any) error {
-	if _, err := tx.Exec(ctx, `SELECT set_config('syncplane.user_id', $1, true)`, user); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, stmt, args...)
+// syncWrite runs stmts as one server-originated write of user, through the
+// sync engine: the only way to write registered tables (capture triggers
+// refuse anything else).
+func syncWrite(t *testing.T, store *tenant.Store, tn *tenant.Tenant, user string, stmts ...string) error {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := store.CurrentTables(ctx, tn.ID)
+	require.NoError(t, err)
+	pool, err := store.PoolFor(tn)
+	require.NoError(t, err)
+	scope := &server.SyncScope{Tenant: tn, Pool: pool, Schema: cur.Schema, SchemaVersion: cur.Version, UserID: user}
+	_, err = syncx.NewHandler(syncx.Config{}).ServerWriteTx(ctx, scope, "server:test", func(tx pgx.Tx) error {
+		for _, s := range stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return err
 }
 
@@ -162,11 +177,8 @@ func TestTenantsWithSameTableNamesAreIsolated(t *testing.T) {
 		tn   *tenant.Tenant
 		name string
 	}{{a, "in a"}, {b, "in b"}} {
-		err := pgx.BeginFunc(ctx, store.DB(), func(tx pgx.Tx) error {
-			return boundExec(ctx, tx, "u1", `INSERT INTO `+pgx.Identifier{tc.tn.SchemaName(), "users"}.Sanitize()+
-				` (id, name) VALUES ($1, $2)`, id, tc.name)
-		})
-		require.NoError(t, err)
+		require.NoError(t, syncWrite(t, store, tc.tn, "u1", `INSERT INTO `+pgx.Identifier{tc.tn.SchemaName(), "users"}.Sanitize()+
+			` (id, name) VALUES ('`+id+`', '`+tc.name+`')`))
 	}
 	for _, tc := range []struct {
 		tn   *tenant.Tenant
@@ -185,4 +197,23 @@ func TestTenantsWithSameTableNamesAreIsolated(t *testing.T) {
 		` (_sync_scope_id, id, name) VALUES ('u2', gen_random_uuid(), 'x')`)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "outside a sync transaction")
+}
+
+// TestRestrictForeignKeysJudgeTheCommittedState: a RESTRICT key may be
+// broken mid-transaction (parent deleted before its children, as in a FK
+// cycle) as long as the transaction ends consistent (protocol 6, 8.1).
+func TestRestrictForeignKeysJudgeTheCommittedState(t *testing.T) {
+	store := tenanttest.Store(t)
+	tn := tenanttest.Tenant(t, store, `{"tables":[
+	 {"name":"owners","sync_key":"id","columns":[{"name":"id","type":"text"}]},
+	 {"name":"files","sync_key":"id","columns":[{"name":"id","type":"text"},{"name":"owner","type":"text"}],
+	  "foreign_keys":[{"column":"owner","references":"owners","on_delete":"restrict"}]}]}`)
+	owners, files := pgx.Identifier{tn.SchemaName(), "owners"}.Sanitize(), pgx.Identifier{tn.SchemaName(), "files"}.Sanitize()
+	run := func(stmts ...string) error { return syncWrite(t, store, tn, "u1", stmts...) }
+	require.NoError(t, run(`INSERT INTO `+owners+` (id) VALUES ('o1'), ('o2')`,
+		`INSERT INTO `+files+` (id, owner) VALUES ('f1', 'o1'), ('f2', 'o2')`))
+	require.NoError(t, run(`DELETE FROM `+owners+` WHERE id = 'o1'`, `DELETE FROM `+files+` WHERE id = 'f1'`),
+		"parent first, child second: consistent at commit")
+	err := run(`DELETE FROM ` + owners + ` WHERE id = 'o2'`)
+	require.ErrorContains(t, err, "files_owner_fkey", "a dangling child still fails at commit")
 }
