@@ -44,6 +44,17 @@
 // that does not exist. On the API, a tenant secret key acts as a developer
 // of its own tenant and a personal access token acts as its account.
 //
+// # Quotas and usage
+//
+// The quota page and GET /api/v1/tenants/{slug}/quota show every limit of
+// the tenant's plan and overrides with the current use beside it
+// (tenant.Store.CurrentUse, measured at most once every 10 seconds per
+// tenant and shared between requests); limits at tenant.NearLimit are
+// flagged there, on the overview and on the tenant list. Only platform
+// operators change plan and overrides. The usage page charts the hourly
+// metering per day and per hour; GET /api/v1/tenants/{slug}/usage and, for
+// operators, GET /api/v1/usage export it as JSON or billing CSV.
+//
 // # Sync data
 //
 // The devices, data and overview pages read the sync engine's metadata
