@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/syncplane/syncplane/tenant"
 	"github.com/syncplane/syncplane/web/server"
 )
 
@@ -57,6 +58,8 @@ type bundleSpec struct {
 	retained int64  // retained window W
 	pushID   string // session to delete, "" for server-originated writes
 	seed     bool   // a seed push: the scope becomes INITIALIZED
+	tenant   *tenant.Tenant
+	limits   tenant.Limits // quotas checked before the bundle is written
 }
 
 // collapseSQL collapses the bundle rows the capture triggers appended
@@ -143,6 +146,9 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	}
 	if n == 0 {
 		return BundleResult{}, errNoEffects
+	}
+	if err := checkCommitQuota(ctx, tx, sp, bytes); err != nil {
+		return BundleResult{}, err
 	}
 	res := BundleResult{BundleSeq: seq, SourceID: sp.source, SourceBundleID: sp.sbid, RowCount: n, BundleHash: hasher.sum()}
 

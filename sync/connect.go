@@ -44,6 +44,11 @@ func (h *Handler) connect(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
+		// A new device beyond the tenant's device quota is refused here,
+		// before it seeds or hydrates anything (a Syncplane extension).
+		if err := checkDeviceQuota(c, tx, r.schema, r.scope.Tenant, r.scope.Limits, r.user, r.source, false); err != nil {
+			return err
+		}
 		tbl := r.t("_sync_scope")
 		switch {
 		case s.State == stateInitialized:

@@ -292,6 +292,9 @@ func (h *Handler) uploadChunk(c *gin.Context) error {
 	if cerr != nil {
 		return apiErr(http.StatusBadRequest, cerr.Code, "%s", cerr.Message)
 	}
+	if err := checkChunkQuota(r.scope, len(rows), len(body)); err != nil {
+		return err
+	}
 	id, err := parsePushID(c)
 	if err != nil {
 		return err

@@ -125,7 +125,8 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 			return commitError(err, "push_commit_invalid")
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,
-			scope: s, cat: r.cat, retained: int64(r.scope.Tenant.RetainedBundles), pushID: id, seed: ps.InitID != ""})
+			scope: s, cat: r.cat, retained: int64(r.scope.Tenant.RetainedBundles), pushID: id, seed: ps.InitID != "",
+			tenant: r.scope.Tenant, limits: r.scope.Limits})
 		if errors.Is(err, errNoEffects) {
 			return apiErr(http.StatusBadRequest, "push_commit_invalid", "push session produced no captured business-table effects")
 		}

@@ -23,6 +23,7 @@ type scopeState struct {
 	Lease       time.Time
 	Latest      int64
 	Floor       int64
+	LiveRows    int64     // the user's live rows (locked reads only)
 	Now         time.Time // database clock at the read
 }
 
@@ -40,7 +41,7 @@ func lockScopeThen(ctx context.Context, tx pgx.Tx, schema, user string, extra fu
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO `+tbl+` (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING`, user)
 	b.Queue(`SELECT state, coalesce(initializer_source, ''), coalesce(initialization_id::text, ''),
-		coalesce(lease_expires_at, 'epoch'), latest_bundle_seq, retained_floor, now()
+		coalesce(lease_expires_at, 'epoch'), latest_bundle_seq, retained_floor, live_rows, now()
 		FROM `+tbl+` WHERE user_id = $1 FOR UPDATE`, user)
 	if extra != nil {
 		extra(b)
@@ -51,7 +52,7 @@ func lockScopeThen(ctx context.Context, tx pgx.Tx, schema, user string, extra fu
 		return nil, fmt.Errorf("create scope: %w", err)
 	}
 	var s scopeState
-	if err := res.QueryRow().Scan(&s.State, &s.Initializer, &s.InitID, &s.Lease, &s.Latest, &s.Floor, &s.Now); err != nil {
+	if err := res.QueryRow().Scan(&s.State, &s.Initializer, &s.InitID, &s.Lease, &s.Latest, &s.Floor, &s.LiveRows, &s.Now); err != nil {
 		res.Close()
 		return nil, fmt.Errorf("lock scope: %w", err)
 	}

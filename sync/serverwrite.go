@@ -155,7 +155,8 @@ func (h *Handler) ServerWriteTx(ctx context.Context, scope *server.SyncScope, wr
 			return commitError(err, writeCode)
 		}
 		res, err = finishBundle(ctx, tx, bundleSpec{schema: schema, wire: scope.Tenant.WireSchema, user: scope.UserID,
-			source: writerID, sbid: sbid, scope: s, cat: catalogFor(scope.Schema), retained: int64(scope.Tenant.RetainedBundles)})
+			source: writerID, sbid: sbid, scope: s, cat: catalogFor(scope.Schema), retained: int64(scope.Tenant.RetainedBundles),
+			tenant: scope.Tenant, limits: scope.Limits})
 		if errors.Is(err, errNoEffects) {
 			return apiErr(http.StatusBadRequest, writeCode, "the write produced no captured business-table effects")
 		}
