@@ -54,7 +54,11 @@ func Abort(c *gin.Context, failCode string, err error) {
 		e = &Error{Status: http.StatusInternalServerError, Code: failCode,
 			Message: "internal error; the request was not completed", Err: err}
 	}
-	if e.Status >= 500 {
+	if e.Status >= 500 && c.Request.Context().Err() != nil {
+		// The client went away mid-request: nothing failed on our side and
+		// nobody reads the answer.
+		slog.DebugContext(c.Request.Context(), "client gone before the answer", "route", c.FullPath(), "err", err)
+	} else if e.Status >= 500 {
 		slog.ErrorContext(c.Request.Context(), "request failed",
 			"method", c.Request.Method, "route", c.FullPath(), "status", e.Status, "code", e.Code,
 			"request_id", c.GetString(requestIDKey), "err", e)
