@@ -62,6 +62,10 @@ type Config struct {
 	// WatchAllowed, when set, is the per-user/source watch policy (protocol
 	// 7.1 bundle_change_watch, 7.9 403). Nil allows everyone.
 	WatchAllowed func(scope *server.SyncScope, sourceID string) bool
+	// Metrics, when set, receives the engine's operation counts.
+	Metrics *server.SyncMetrics
+	// Usage, when set, meters rows and watchers per tenant.
+	Usage UsageMeter
 	// Logger receives background-work failures (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -199,6 +203,7 @@ func (h *Handler) track(c *gin.Context) {
 	h.inflight.Add(1)
 	defer h.inflight.Add(-1)
 	c.Next()
+	h.observe(c)
 }
 
 // reqCtx is what every /sync handler works with.

@@ -29,7 +29,10 @@ func queryInt(c *gin.Context, name string, def int64) (int64, bool) {
 
 // jsonWriter builds protocol responses without reflection: rows can number
 // in the hundreds of thousands.
-type jsonWriter struct{ bytes.Buffer }
+type jsonWriter struct {
+	bytes.Buffer
+	rows int // rows written, for metrics and usage
+}
 
 func (w *jsonWriter) str(s string) {
 	b, _ := json.Marshal(s)
@@ -41,6 +44,7 @@ func (w *jsonWriter) int(n int64) { w.WriteString(strconv.FormatInt(n, 10)) }
 // row writes one bundle or snapshot row object. op "" omits op (snapshot
 // rows); a nil payload omits payload (DELETE rows).
 func (w *jsonWriter) row(wire string, t *catTable, table, key, op string, version int64, payload []byte) {
+	w.rows++
 	keyCol := "id"
 	if t != nil {
 		keyCol = t.keyCol
@@ -81,6 +85,7 @@ func (w *jsonWriter) bundleMeta(b *BundleResult) {
 }
 
 func writeJSON(c *gin.Context, w *jsonWriter) {
+	noteOut(c, w.rows, w.Len())
 	c.Data(http.StatusOK, "application/json; charset=utf-8", w.Bytes())
 }
 

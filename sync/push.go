@@ -350,6 +350,7 @@ func (h *Handler) uploadChunk(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	noteIn(c, len(rows), len(body))
 	c.JSON(http.StatusOK, chunkResponse{PushID: id, NextExpectedRowOrdinal: next})
 	return nil
 }

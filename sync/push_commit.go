@@ -136,6 +136,7 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		return commitError(err, "push_commit_invalid") // deferred constraints fail at COMMIT
 	}
 	h.publish(r.pool, r.schema, r.user, res)
+	noteCommit(c, res.RowCount)
 	c.JSON(http.StatusOK, res)
 	return nil
 }

@@ -198,7 +198,12 @@ func (h *Handler) RegisterServerWrites(r gin.IRouter) {
 		scope.UserID = c.Param("user_id")
 		res, err := h.ServerWrite(c, &scope, req.WriterID, req.Ops)
 		if err != nil {
+			h.cfg.Metrics.ObserveError(string(scope.Tenant.Slug), errorCode(err))
 			return err
+		}
+		h.cfg.Metrics.ObserveCommit(string(scope.Tenant.Slug), int(res.RowCount))
+		if u := h.cfg.Usage; u != nil {
+			u.Pushed(scope.Tenant.ID, 1, res.RowCount)
 		}
 		c.JSON(http.StatusOK, res)
 		return nil

@@ -20,7 +20,13 @@ func (h *Handler) runSweeper(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for _, pool := range h.cfg.Pools() {
-			if err := h.sweepCluster(ctx, pool); err != nil && ctx.Err() == nil {
+			start := time.Now()
+			err := h.sweepCluster(ctx, pool)
+			if ctx.Err() != nil {
+				return
+			}
+			h.cfg.Metrics.ObserveJob("session_sweeper", time.Since(start), err)
+			if err != nil {
 				h.cfg.Logger.Warn("sync: sweep expired sessions", "err", err)
 			}
 		}

@@ -322,6 +322,11 @@ func (h *Handler) watch(c *gin.Context) error {
 		return err
 	}
 
+	defer h.cfg.Metrics.WatcherConnected(string(r.scope.Tenant.Slug))()
+	if u := h.cfg.Usage; u != nil {
+		u.Watchers(r.scope.Tenant.ID, 1)
+		defer u.Watchers(r.scope.Tenant.ID, -1)
+	}
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -364,6 +369,7 @@ func (h *Handler) watch(c *gin.Context) error {
 				continue
 			}
 			announced = ev.Seq
+			h.cfg.Metrics.ObserveWatchWakeup(string(r.scope.Tenant.Slug))
 			data, _ := json.Marshal(struct {
 				BundleSeq      int64  `json:"bundle_seq"`
 				SourceID       string `json:"source_id,omitempty"`

@@ -134,8 +134,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	}
 	a.gateway = server.NewGateway(gw)
 	a.sync = syncx.NewHandler(syncx.Config{
-		Pools:  func() []*pgxpool.Pool { return a.clusters.Pools() },
-		Logger: log,
+		Pools:   func() []*pgxpool.Pool { return a.clusters.Pools() },
+		Metrics: a.metrics.Sync,
+		Usage:   a.meter,
+		Logger:  log,
 	})
 	if err := a.sync.Start(bg); err != nil {
 		return fail(err)

@@ -67,8 +67,13 @@ func Abort(c *gin.Context, failCode string, err error) {
 	RenderError(c, e)
 }
 
+// ErrorCodeKey holds, on the request, the code of the error it answered
+// (for metrics).
+const ErrorCodeKey = "syncplane.error_code"
+
 // RenderError writes e as the JSON error envelope.
 func RenderError(c *gin.Context, e *Error) {
+	c.Set(ErrorCodeKey, e.Code)
 	body := gin.H{"error": e.Code, "message": e.Message}
 	for k, v := range e.Extra {
 		body[k] = v
