@@ -252,7 +252,9 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.Click(tid("device-retire")),
 		chromedp.WaitVisible(tid("flash-ok")),
 	)
-	require.Equal(t, "retired", b.text(`[data-testid="device-state"]`))
+	// The retired device and the replacement reserved for it (protocol 10).
+	require.ElementsMatch(t, []string{"retired", "reserved"},
+		b.strings(`Array.from(document.querySelectorAll('[data-testid="device-state"]')).map(e => e.textContent.trim())`))
 
 	// Quotas, usage and settings.
 	b.step("quotas",
