@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	gosync "sync"
 	"time"
 
 	"github.com/syncplane/syncplane/sync/device/loadgen"
+	"github.com/syncplane/syncplane/tenant"
 )
 
 const loadgenUsage = `usage: syncplane loadgen --url URL (--database-url DB | --tenants-file F) [flags]
@@ -62,7 +64,13 @@ Examples:
 Flags:
 `
 
+// provisionParallel tenants are created at once.
+const provisionParallel = 4
+
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "report" {
+		return runLoadgenReport(ctx, args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -72,7 +80,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
 	dbURL := fs.String("database-url", os.Getenv("SYNCPLANE_DATABASE_URL"), "control-plane PostgreSQL, to create the tenants ($SYNCPLANE_DATABASE_URL)")
-	tenantsFile := fs.String("tenants-file", "", "JSON file of tenants to use instead of creating them")
+	tenantsFile := fs.String("tenants-file", "", "JSON file(s) of tenants to use instead of creating them, comma-separated")
 	nTenants := fs.Int("tenants", 1, "tenants to create (with --database-url)")
 	plan := fs.String("plan", "unlimited", "plan of created tenants")
 	active := fs.Int("active", 0, "use only the first N tenants (0: all)")
@@ -134,18 +142,23 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	var tenants []loadgen.Tenant
 	if *tenantsFile != "" {
-		ts, err := loadgen.ReadTenantsFile(*tenantsFile)
-		if err != nil {
-			return fail(err)
+		for _, f := range strings.Split(*tenantsFile, ",") {
+			ts, err := loadgen.ReadTenantsFile(f)
+			if err != nil {
+				return fail(err)
+			}
+			tenants = append(tenants, ts...)
 		}
-		tenants = ts
 	} else {
-		store, closeStore, err := openStore(ctx, *dbURL)
+		// Creating a tenant holds one connection for its lock and uses
+		// others meanwhile: the pool must be well above the parallelism.
+		pool, err := openPool(ctx, *dbURL, 4*provisionParallel)
 		if err != nil {
 			return fail(err)
 		}
-		defer closeStore()
-		p := loadgen.Provision{Count: *nTenants, Plan: *plan}
+		defer pool.Close()
+		store := tenant.NewStore(pool, tenant.NewClusters(pool))
+		p := loadgen.Provision{Count: *nTenants, Plan: *plan, Parallel: provisionParallel}
 		if *noisy {
 			p.NoisyRPS = *noisyRPS
 		}
@@ -234,4 +247,42 @@ func newCountPrinter(w io.Writer, total int, quiet bool) func() {
 			fmt.Fprintf(w, "  %d/%d tenants\n", done, total)
 		}
 	}
+}
+
+// runLoadgenReport is `syncplane loadgen report`, the last step of
+// scripts/perf.sh: it turns the raw results into docs/performance.md and
+// docs/performance.json, keeping the hand-written findings of the previous
+// document.
+func runLoadgenReport(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadgen report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o loadgen.ReportOptions
+	fs.StringVar(&o.Dir, "dir", "", "directory of raw results written by scripts/perf.sh")
+	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL the run used (for its version)")
+	fs.StringVar(&o.Commit, "commit", "", "commit the run measured")
+	fs.StringVar(&o.Command, "command", "./scripts/perf.sh", "command that reproduces the run")
+	md := fs.String("md", "docs/performance.md", "Markdown output")
+	js := fs.String("json", "docs/performance.json", "JSON output")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.Dir == "" {
+		fmt.Fprintln(stderr, "usage: syncplane loadgen report --dir D [--md F] [--json F] [--database-url U] [--commit C]")
+		return 2
+	}
+	if old, err := os.ReadFile(*md); err == nil {
+		o.Notes = loadgen.ExtractNotes(string(old))
+	}
+	doc, text, err := loadgen.Report(ctx, o)
+	if err == nil {
+		err = loadgen.WriteReport(doc, text, *md, *js)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "syncplane loadgen report:", err)
+		return 1
+	}
+	return 0
 }

@@ -546,8 +546,10 @@ func (r *runner) mixed(ctx context.Context, res *Result) error {
 			}
 		}()
 	}
-	wg.Wait()
+	<-runCtx.Done()
 	elapsed := time.Since(start)
+	r.rec.closed.Store(true)
+	wg.Wait()
 	stop()
 	<-tickDone
 	_ = bar.Finish()

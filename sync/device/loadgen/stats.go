@@ -158,6 +158,10 @@ func (g *group) addError(code string) {
 type recorder struct {
 	mu     gosync.Mutex
 	groups map[string]*group
+	// closed is set when the measured phase ends: the requests devices
+	// send while stopping (best-effort DELETEs of interrupted pushes) are
+	// not part of the figures.
+	closed atomic.Bool
 }
 
 func newRecorder() *recorder { return &recorder{groups: map[string]*group{}} }
@@ -196,14 +200,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	g := t.rec.group(groupOf(req.Context()))
 	ep := endpointOf(req.Method, req.URL.Path)
-	g.requests.Add(1)
 	resp, err := t.base.RoundTrip(req)
+	if t.rec.closed.Load() {
+		return resp, err
+	}
 	if err != nil {
 		if req.Context().Err() == nil {
 			g.addError("network " + shortNetErr(err))
 		}
 		return nil, err
 	}
+	g.requests.Add(1)
 	if ep == "GET /sync/watch" && resp.StatusCode == http.StatusOK {
 		g.series(g.endpoints, ep).add(time.Since(start))
 		return resp, nil
