@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncplane/syncplane/sync/device/sim"
 )
 
 func main() {
@@ -30,6 +32,8 @@ commands:
   migrate      up | status: run or show control-plane and tenant migrations
   tenant       manage tenants, API keys, end-user auth and tables (tenant help)
   healthcheck  exit 0 when the local server answers /healthz (for containers)
+  sim          run the device scenario suite against a Syncplane URL
+  loadgen      generate load: tenants × devices, with a latency and throughput report
   version      print the version
 
 Run "syncplane <command> --help" for a command's flags.
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runHealthcheck(ctx, rest, stdout, stderr)
 	case "loadgen":
 		return runLoadgen(ctx, rest, stdout, stderr)
+	case "sim":
+		return sim.Main(ctx, rest, stdout, stderr)
 	case "localpg":
 		return runLocalPG(ctx, rest, stdout, stderr)
 	case "docs":
