@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 
@@ -128,3 +131,67 @@ func checkCommitQuota(ctx context.Context, tx pgx.Tx, sp bundleSpec, bundleBytes
 }
 
 func pgxIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// watchStale is how old a stream's last sign of life may be before it
+// stops counting toward the watchers quota (heartbeats refresh it).
+const watchStale = "90 seconds"
+
+// admitWatcher enforces the concurrent-watchers quota across replicas: it
+// registers the stream in the tenant's _sync_watch_stream table (under the
+// tenant's watch lock, so concurrent opens cannot overshoot) unless the
+// tenant already has its maximum of live streams. touch refreshes the
+// stream (call it on heartbeats); release removes it. Without a watcher
+// quota nothing is recorded.
+func admitWatcher(ctx context.Context, r *reqCtx) (touch func(), release func(), err error) {
+	noop := func() {}
+	limit := r.scope.Limits.MaxWatchers
+	if limit <= 0 {
+		return noop, noop, nil
+	}
+	tbl := r.t("_sync_watch_stream")
+	id := uuid.NewString()
+	err = inTx(ctx, r.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, r.schema+":watchers")
+		b.Queue(`DELETE FROM ` + tbl + ` WHERE seen_at < now() - interval '` + watchStale + `'`)
+		b.Queue(`SELECT count(*) FROM ` + tbl)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		var n int64
+		if err := br.QueryRow().Scan(&n); err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if n >= limit {
+			// The protocol's own refusal code for watch: clients decode it,
+			// stop watching and poll instead of failing (4.6).
+			return quotaErr(http.StatusForbidden, "bundle_change_watch_forbidden", "max_watchers",
+				"watcher quota of %d reached for tenant %s; poll with pull instead", limit, r.scope.Tenant.Slug)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+tbl+` (stream_id, user_id) VALUES ($1, $2)`, id, r.user)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	bg := context.WithoutCancel(ctx)
+	touch = func() {
+		_, _ = r.pool.Exec(bg, `UPDATE `+tbl+` SET seen_at = now() WHERE stream_id = $1`, id)
+	}
+	release = func() {
+		ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+		defer cancel()
+		_, _ = r.pool.Exec(ctx, `DELETE FROM `+tbl+` WHERE stream_id = $1`, id)
+	}
+	return touch, release, nil
+}

@@ -322,6 +322,11 @@ func (h *Handler) watch(c *gin.Context) error {
 		return err
 	}
 
+	touch, release, err := admitWatcher(c, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	defer h.cfg.Metrics.WatcherConnected(string(r.scope.Tenant.Slug))()
 	if u := h.cfg.Usage; u != nil {
 		u.Watchers(r.scope.Tenant.ID, 1)
@@ -363,6 +368,7 @@ func (h *Handler) watch(c *gin.Context) error {
 				return nil
 			}
 			c.Writer.Flush()
+			touch()
 		case <-w.wake:
 			ev := w.take()
 			if ev == nil || ev.Seq <= announced {

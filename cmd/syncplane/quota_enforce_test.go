@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -126,4 +128,56 @@ func TestQuotasRefuseWithTheirCodeAndWriteNothing(t *testing.T) {
 	status, body = pushRows(t, base, tablet, 1, []map[string]any{todo(tt.WireSchema, 6, "INSERT")})
 	refused(status, body, 403, "quota_exceeded", "max_active_devices", "device quota of 1 reached")
 	require.Equal(t, 3, pulled(alice))
+}
+
+// TestWatcherQuotaAcrossReplicas: the concurrent-watchers quota counts the
+// streams held by every replica; the refusal is the code clients decode to
+// fall back to polling.
+func TestWatcherQuotaAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	store := tenanttest.Store(t)
+	tt := newTestTenant(t, store, todosTables)
+	two := int64(2)
+	require.NoError(t, store.SetQuota(ctx, tt.ID, "", tenant.QuotaOverride{MaxWatchers: &two}, store.Plans(), tenanttest.Actor))
+	s1, s2 := startServe(t, freeAddr(t)), startServe(t, freeAddr(t))
+	dev := map[string]string{"Authorization": "Bearer " + tt.token(t, "alice"), "Oversync-Source-ID": "phone"}
+	status, body := doJSON(t, "POST", s1.url()+"/k/"+tt.pk+"/sync/connect", dev, map[string]any{"has_local_pending_rows": false})
+	require.Equal(t, 200, status, "%v", body)
+
+	open := func(p *proc) (*http.Response, context.CancelFunc) {
+		t.Helper()
+		wctx, cancel := context.WithCancel(ctx)
+		req, err := http.NewRequestWithContext(wctx, "GET", p.url()+"/k/"+tt.pk+"/sync/watch", nil)
+		require.NoError(t, err)
+		for k, v := range dev {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return res, cancel
+	}
+	r1, c1 := open(s1)
+	defer c1()
+	require.Equal(t, 200, r1.StatusCode)
+	r2, c2 := open(s2)
+	defer c2()
+	require.Equal(t, 200, r2.StatusCode)
+	r3, c3 := open(s1)
+	require.Equal(t, http.StatusForbidden, r3.StatusCode)
+	var refusal map[string]any
+	require.NoError(t, json.NewDecoder(r3.Body).Decode(&refusal))
+	c3()
+	require.Equal(t, "bundle_change_watch_forbidden", refusal["error"])
+	require.Equal(t, "max_watchers", refusal["quota"])
+	require.Contains(t, refusal["message"], "watcher quota of 2 reached")
+
+	// Closing a stream frees its place, on whichever replica.
+	c2()
+	r2.Body.Close()
+	require.Eventually(t, func() bool {
+		r, cancel := open(s1)
+		defer cancel()
+		r.Body.Close()
+		return r.StatusCode == 200
+	}, 5*time.Second, 50*time.Millisecond)
 }
