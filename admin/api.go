@@ -55,7 +55,8 @@ func (c *Console) mountAPI(g *gin.RouterGroup) {
 	t.GET("/usage", can(ActUsageRead), c.api(c.apiTenantUsage))
 	t.GET("/audit", can(ActAuditRead), c.api(c.apiAudit))
 	t.GET("/devices", can(ActDevicesRead), c.api(c.apiListDevices))
-	t.POST("/devices/retire", can(ActDevicesWrite), c.api(c.apiRetireDevice))
+	t.POST("/devices/retire", can(ActDevicesWrite), c.api(c.apiEndDevice(true)))
+	t.POST("/devices/revoke", can(ActDevicesWrite), c.api(c.apiEndDevice(false)))
 }
 
 // apiAuth resolves the bearer token: a personal access token (sp_pat_) or
@@ -572,14 +573,16 @@ func (c *Console) apiAudit(gc *gin.Context) error {
 }
 
 type apiDevice struct {
-	UserID        string    `json:"user_id"`
-	SourceID      string    `json:"source_id"`
-	State         string    `json:"state"`
-	FirstSeenAt   time.Time `json:"first_seen_at"`
-	LastSeenAt    time.Time `json:"last_seen_at"`
-	BundlesPushed int64     `json:"bundles_pushed"`
-	ReplacedBy    string    `json:"replaced_by_source_id,omitempty"`
-	RetireReason  string    `json:"retire_reason,omitempty"`
+	UserID        string     `json:"user_id"`
+	SourceID      string     `json:"source_id"`
+	State         string     `json:"state"`
+	FirstSeenAt   time.Time  `json:"first_seen_at"`
+	LastSeenAt    time.Time  `json:"last_seen_at"`
+	BundlesPushed int64      `json:"bundles_pushed"`
+	ReplacedBy    string     `json:"replaced_by_source_id,omitempty"`
+	RetireReason  string     `json:"retire_reason,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
 }
 
 func (c *Console) apiListDevices(gc *gin.Context) error {
@@ -590,13 +593,19 @@ func (c *Console) apiListDevices(gc *gin.Context) error {
 	out := make([]apiDevice, len(srcs))
 	for i, s := range srcs {
 		out[i] = apiDevice{UserID: s.UserID, SourceID: s.SourceID, State: s.State, FirstSeenAt: s.FirstSeen,
-			LastSeenAt: s.LastSeen, BundlesPushed: s.BundlesPushed, ReplacedBy: s.ReplacedBy, RetireReason: s.RetireReason}
+			LastSeenAt: s.LastSeen, BundlesPushed: s.BundlesPushed, ReplacedBy: s.ReplacedBy, RetireReason: s.RetireReason,
+			LastError: s.LastError, LastErrorAt: s.LastErrorAt}
 	}
 	gc.JSON(http.StatusOK, gin.H{"devices": out})
 	return nil
 }
 
-func (c *Console) apiRetireDevice(gc *gin.Context) error {
+// apiEndDevice retires (replace) or revokes a device.
+func (c *Console) apiEndDevice(replace bool) func(gc *gin.Context) error {
+	return func(gc *gin.Context) error { return c.apiEndDeviceWith(gc, replace) }
+}
+
+func (c *Console) apiEndDeviceWith(gc *gin.Context, replace bool) error {
 	var in struct {
 		UserID   string `json:"user_id"`
 		SourceID string `json:"source_id"`
@@ -606,12 +615,16 @@ func (c *Console) apiRetireDevice(gc *gin.Context) error {
 	}
 	a := accessFrom(gc)
 	by := c.actor(gc)
-	changed, err := c.sync.RetireSource(gc.Request.Context(), a.Tenant, in.UserID, in.SourceID, "retired through the API by "+by.Name)
+	verb, action := "retired", "device.retire"
+	if !replace {
+		verb, action = "revoked", "device.revoke"
+	}
+	changed, err := c.sync.RetireSource(gc.Request.Context(), a.Tenant, in.UserID, in.SourceID, verb+" through the API by "+by.Name, replace)
 	if err != nil {
 		return err
 	}
 	if changed {
-		if err := c.auditOnly(gc, a.Tenant.ID, "device.retire", in.UserID+"/"+in.SourceID); err != nil {
+		if err := c.auditOnly(gc, a.Tenant.ID, action, in.UserID+"/"+in.SourceID); err != nil {
 			return err
 		}
 	}

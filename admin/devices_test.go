@@ -76,6 +76,20 @@ func TestDevicesDataOverview(t *testing.T) {
 	require.Equal(t, "reserved", state)
 	require.NotEmpty(t, replacement)
 	require.Equal(t, http.StatusNotFound, owner.post(base+"/devices/retire", url.Values{"user": {"alice"}, "source": {"nope"}}).Status)
+
+	// The last error a device was answered with is listed; a revoked device
+	// gets no replacement.
+	_, err = h.store.DB().Exec(context.Background(), `UPDATE `+pgx.Identifier{tn.SchemaName(), "_sync_source"}.Sanitize()+
+		` SET last_error = 'quota_exceeded: row quota of 2 reached', last_error_at = now() WHERE source_id = 'dev-b1'`)
+	require.NoError(t, err)
+	p = owner.get(base + "/devices?user=bob")
+	require.Contains(t, p.text("device-error"), "row quota of 2 reached")
+	require.Equal(t, http.StatusForbidden, viewer.post(base+"/devices/revoke", url.Values{"user": {"bob"}, "source": {"dev-b1"}}).Status)
+	p = owner.post(base+"/devices/revoke", url.Values{"user": {"bob"}, "source": {"dev-b1"}})
+	require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+	p = owner.get(base + "/devices?user=bob")
+	require.Equal(t, "retired", p.text("device-state"), "revoked: no reserved successor")
+	require.Equal(t, 1, owner.get(base+"/audit?action=device.revoke").testid("audit-row").Length())
 	require.Equal(t, 1, owner.get(base+"/audit?action=device.retire").testid("audit-row").Length())
 
 	// Data inspector: users, bundle timeline with rows.
@@ -88,7 +102,7 @@ func TestDevicesDataOverview(t *testing.T) {
 	// Overview: usage figures and charts.
 	p = owner.get(base)
 	require.Equal(t, "2", p.text("active-today"))
-	require.Equal(t, "1", p.text("devices-count"))
+	require.Equal(t, "0", p.text("devices-count"), "alice's phone is retired, bob's revoked")
 	require.Equal(t, 1, p.testid("chart-bundles").Length())
 	require.Equal(t, 14, p.testid("chart-rows").Find("rect").Length())
 	require.Equal(t, "free", p.text("quota-plan"))

@@ -27,25 +27,35 @@ func (c *Console) devicesPage(gc *gin.Context) error {
 	for _, s := range srcs {
 		v.Devices = append(v.Devices, devices.Device{UserID: s.UserID, SourceID: s.SourceID, State: s.State,
 			FirstSeen: s.FirstSeen, LastSeen: s.LastSeen, BundlesPushed: s.BundlesPushed, LastBundleID: s.MaxBundleID,
-			ReplacedBy: s.ReplacedBy, RetireReason: s.RetireReason})
+			ReplacedBy: s.ReplacedBy, RetireReason: s.RetireReason, LastError: s.LastError, LastErrorAt: s.LastErrorAt})
 	}
 	return c.render(gc, http.StatusOK, devices.List(v))
 }
 
-func (c *Console) deviceRetire(gc *gin.Context) error {
+func (c *Console) deviceRetire(gc *gin.Context) error { return c.deviceEnd(gc, true) }
+
+func (c *Console) deviceRevoke(gc *gin.Context) error { return c.deviceEnd(gc, false) }
+
+// deviceEnd retires a device (replace: it rotates to a reserved successor
+// and keeps syncing) or revokes it (no successor: it is shut out).
+func (c *Console) deviceEnd(gc *gin.Context, replace bool) error {
 	a := accessFrom(gc)
 	user, source := gc.PostForm("user"), gc.PostForm("source")
 	by := c.actor(gc)
-	changed, err := c.sync.RetireSource(gc.Request.Context(), a.Tenant, user, source, "retired in the console by "+by.Name)
+	verb, action, flash := "retired", "device.retire", " is retired; it moves to a new source id on its next sync."
+	if !replace {
+		verb, action, flash = "revoked", "device.revoke", " is revoked; it cannot sync again under this source id."
+	}
+	changed, err := c.sync.RetireSource(gc.Request.Context(), a.Tenant, user, source, verb+" in the console by "+by.Name, replace)
 	if err != nil {
 		return err
 	}
 	if changed {
-		if err := c.auditOnly(gc, a.Tenant.ID, "device.retire", user+"/"+source); err != nil {
+		if err := c.auditOnly(gc, a.Tenant.ID, action, user+"/"+source); err != nil {
 			return err
 		}
 	}
-	c.flash(gc, "ok", "Device "+source+" of "+user+" is retired; its pushes are refused until it re-registers.")
+	c.flash(gc, "ok", "Device "+source+" of "+user+flash)
 	return c.redirect(gc, "/console/t/"+string(a.Tenant.Slug)+"/devices")
 }
 

@@ -55,6 +55,7 @@ func (c *Console) mountTenantPages(u *gin.RouterGroup) {
 	t.GET("/audit", can(ActAuditRead), c.page(c.auditPage))
 	t.GET("/devices", can(ActDevicesRead), c.page(c.devicesPage))
 	t.POST("/devices/retire", can(ActDevicesWrite), c.page(c.deviceRetire))
+	t.POST("/devices/revoke", can(ActDevicesWrite), c.page(c.deviceRevoke))
 	t.GET("/data", can(ActDevicesRead), c.page(c.dataPage))
 }
 

@@ -19,7 +19,9 @@ import (
 // its only write.
 type SyncData interface {
 	Sources(ctx context.Context, t *tenant.Tenant, f SourceFilter) ([]Source, error)
-	RetireSource(ctx context.Context, t *tenant.Tenant, userID, sourceID, reason string) (bool, error)
+	// RetireSource retires a device; with replace it reserves a successor
+	// the device rotates to, without it the device is shut out (revoked).
+	RetireSource(ctx context.Context, t *tenant.Tenant, userID, sourceID, reason string, replace bool) (bool, error)
 	Users(ctx context.Context, t *tenant.Tenant, search string, limit int) ([]string, error)
 	Rows(ctx context.Context, t *tenant.Tenant, table *tenant.Table, userID string, offset, limit int) ([]json.RawMessage, error)
 	Bundles(ctx context.Context, t *tenant.Tenant, userID string, beforeSeq int64, limit int) ([]Bundle, error)
@@ -43,6 +45,8 @@ type Source struct {
 	FirstSeen     time.Time
 	LastSeen      time.Time
 	BundlesPushed int64
+	LastError     string
+	LastErrorAt   *time.Time
 }
 
 // Bundle is one committed bundle with its first rows.
@@ -104,7 +108,7 @@ func (d *pgSyncData) Sources(ctx context.Context, t *tenant.Tenant, f SourceFilt
 		f.Limit = 200
 	}
 	rows, err := pool.Query(ctx, `SELECT user_id, source_id, state, max_source_bundle_id, coalesce(replaced_by_source_id, ''),
-		coalesce(retire_reason, ''), first_seen_at, last_seen_at, bundles_pushed
+		coalesce(retire_reason, ''), first_seen_at, last_seen_at, bundles_pushed, coalesce(last_error, ''), last_error_at
 		FROM `+ident(t, "_sync_source")+`
 		WHERE ($1 = '' OR strpos(user_id, $1) > 0)
 		ORDER BY last_seen_at DESC, user_id, source_id LIMIT $2`, f.User, f.Limit)
@@ -114,7 +118,7 @@ func (d *pgSyncData) Sources(ctx context.Context, t *tenant.Tenant, f SourceFilt
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Source, error) {
 		var s Source
 		err := r.Scan(&s.UserID, &s.SourceID, &s.State, &s.MaxBundleID, &s.ReplacedBy, &s.RetireReason,
-			&s.FirstSeen, &s.LastSeen, &s.BundlesPushed)
+			&s.FirstSeen, &s.LastSeen, &s.BundlesPushed, &s.LastError, &s.LastErrorAt)
 		return s, err
 	})
 }
@@ -123,7 +127,7 @@ func (d *pgSyncData) Sources(ctx context.Context, t *tenant.Tenant, f SourceFilt
 // refuses its pushes with source_retired, and the device must rotate to a
 // new source id. The user's scope row is locked first, as every mutation of
 // a user's sync state does (protocol 8.5).
-func (d *pgSyncData) RetireSource(ctx context.Context, t *tenant.Tenant, userID, sourceID, reason string) (bool, error) {
+func (d *pgSyncData) RetireSource(ctx context.Context, t *tenant.Tenant, userID, sourceID, reason string, replace bool) (bool, error) {
 	pool, err := d.pool(t)
 	if err != nil {
 		return false, err
@@ -136,7 +140,13 @@ func (d *pgSyncData) RetireSource(ctx context.Context, t *tenant.Tenant, userID,
 		// Protocol 10: an administrative retire records a fresh replacement,
 		// reserved, so the device's rotation (which adopts
 		// replaced_by_source_id) succeeds instead of stranding it.
-		replacement := uuid.NewString()
+		// A revoke (no replacement) shuts the device out: its rotation gets
+		// source_retired too.
+		var replacement *string
+		if replace {
+			r := uuid.NewString()
+			replacement = &r
+		}
 		tag, err := tx.Exec(ctx, `UPDATE `+ident(t, "_sync_source")+` SET state = 'retired', retire_reason = $3,
 				replaced_by_source_id = $4
 			WHERE user_id = $1 AND source_id = $2 AND state <> 'retired'`, userID, sourceID, reason, replacement)
@@ -144,9 +154,9 @@ func (d *pgSyncData) RetireSource(ctx context.Context, t *tenant.Tenant, userID,
 			return err
 		}
 		changed = tag.RowsAffected() == 1
-		if changed {
+		if changed && replace {
 			if _, err := tx.Exec(ctx, `INSERT INTO `+ident(t, "_sync_source")+` (user_id, source_id, state)
-				VALUES ($1, $2, 'reserved')`, userID, replacement); err != nil {
+				VALUES ($1, $2, 'reserved')`, userID, *replacement); err != nil {
 				return err
 			}
 		}

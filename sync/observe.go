@@ -1,8 +1,11 @@
 package sync
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -51,6 +54,7 @@ func (h *Handler) observe(c *gin.Context) {
 	m, u := h.cfg.Metrics, h.cfg.Usage
 	slug, id := string(sc.Tenant.Slug), sc.Tenant.ID
 	if code := c.GetString(server.ErrorCodeKey); code != "" {
+		h.recordSourceError(c, sc, code)
 		m.ObserveError(slug, code)
 		switch code {
 		case "history_pruned":
@@ -101,4 +105,26 @@ func errorCode(err error) string {
 		return e.Code
 	}
 	return "server_write_failed"
+}
+
+// recordSourceError keeps the last error a device was answered with, for
+// the console. Only known sources are updated (one keyed UPDATE, on error
+// paths only); abandoning a session that is already gone is not an error
+// worth showing.
+func (h *Handler) recordSourceError(c *gin.Context, sc *server.SyncScope, code string) {
+	src, _ := c.Get(sourceKey)
+	source, _ := src.(string)
+	if source == "" || sc.UserID == "" || sc.Pool == nil || c.Request.Method == http.MethodDelete {
+		return
+	}
+	msg := code + ": " + c.GetString(server.ErrorMessageKey)
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 2*time.Second)
+	defer cancel()
+	if _, err := sc.Pool.Exec(ctx, `UPDATE `+ident(sc.Tenant.SchemaName(), "_sync_source")+`
+		SET last_error = $3, last_error_at = now() WHERE user_id = $1 AND source_id = $2`, sc.UserID, source, msg); err != nil {
+		h.cfg.Logger.Warn("sync: record device error", "err", err)
+	}
 }

@@ -102,6 +102,10 @@ func TestQuotasRefuseWithTheirCodeAndWriteNothing(t *testing.T) {
 	status, body = pushRows(t, base, alice, 2, []map[string]any{todo(tt.WireSchema, 3, "INSERT")})
 	refused(status, body, 403, "quota_exceeded", "max_rows", "row quota of 2 reached for tenant "+string(tt.Slug))
 	require.Equal(t, 1, pulled(alice), "the refused push left no bundle")
+	var lastErr string
+	require.NoError(t, store.DB().QueryRow(ctx, `SELECT coalesce(last_error, '') FROM `+tt.SchemaName()+
+		`._sync_source WHERE user_id = 'alice' AND source_id = 'alice-phone'`).Scan(&lastErr))
+	require.Contains(t, lastErr, "quota_exceeded: row quota of 2", "the console shows the device's last error")
 	del := todo(tt.WireSchema, 1, "DELETE")
 	del["base_row_version"] = 1
 	status, body = pushRows(t, base, alice, 2, []map[string]any{del})

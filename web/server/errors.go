@@ -71,9 +71,13 @@ func Abort(c *gin.Context, failCode string, err error) {
 // (for metrics).
 const ErrorCodeKey = "syncplane.error_code"
 
+// ErrorMessageKey holds the public message of that error.
+const ErrorMessageKey = "syncplane.error_message"
+
 // RenderError writes e as the JSON error envelope.
 func RenderError(c *gin.Context, e *Error) {
 	c.Set(ErrorCodeKey, e.Code)
+	c.Set(ErrorMessageKey, e.Message)
 	body := gin.H{"error": e.Code, "message": e.Message}
 	for k, v := range e.Extra {
 		body[k] = v

@@ -26,4 +26,6 @@ type Device struct {
 	LastBundleID  int64
 	ReplacedBy    string
 	RetireReason  string
+	LastError     string
+	LastErrorAt   *time.Time
 }
