@@ -106,6 +106,9 @@ func runMigrations(ctx context.Context, pool *pgxpool.Pool, schema, table string
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
+	// The driver holds a *sql.Conn that db.Close would wait on forever:
+	// close the migrate instance first, or every run leaks a connection.
+	defer m.Close()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

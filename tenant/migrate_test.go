@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,6 +57,18 @@ func TestMigrationsFromEmptyAndIdempotent(t *testing.T) {
 	ts, err := tenant.TenantSchemaStatus(ctx, pool, tn.SchemaName())
 	require.NoError(t, err)
 	require.True(t, ts.Current())
+	// Migrating leaves no connection behind (each run used to leak one).
+	conns := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()`).Scan(&n))
+		return n
+	}
+	before := conns()
+	for range 5 {
+		require.NoError(t, tenant.MigrateTenantSchema(ctx, pool, tn.SchemaName()))
+	}
+	require.LessOrEqual(t, conns(), before, "migrations leaked connections")
+
 	var tables int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables))
 	require.Zero(t, tables, "migrations must not touch the public schema")
@@ -87,4 +100,35 @@ func TestMigrateAllTenantsSkipsTenantsDeletedMeanwhile(t *testing.T) {
 	_, err = store.DB().Exec(ctx, `UPDATE syncplane.tenants SET state = 'deleting' WHERE id = $1`, tn.ID)
 	require.NoError(t, err)
 	require.NoError(t, store.MigrateAllTenants(ctx))
+}
+
+func TestParallelCreatesDoNotStarveThePool(t *testing.T) {
+	// A starved pool would wait forever: fail instead.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, err := pgxpool.ParseConfig(tenanttest.DatabaseURL(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	store := tenant.NewStore(pool, tenant.NewClusters(pool))
+	// More creates at once than the pool has connections: the slug locks
+	// must not hold pooled connections the provisioning itself needs.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	slugs := make([]string, 4)
+	for i := range errs {
+		slugs[i] = tenanttest.RandomSlug("par")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = store.CreateTenant(ctx, tenant.NewTenant{Slug: slugs[i], Plan: "unlimited"}, tenanttest.Actor)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err)
+		require.NoError(t, store.DeleteTenant(ctx, slugs[i], tenanttest.Actor))
+	}
 }

@@ -205,32 +205,26 @@ func (s *Store) DeleteTenant(ctx context.Context, slug string, by Actor) error {
 }
 
 // lockSlug takes a session advisory lock serializing lifecycle changes of
-// one slug across replicas. Release the returned connection to unlock.
+// one slug across replicas, on a dedicated connection outside the pool: a
+// pooled one would be held for the whole provisioning, and enough parallel
+// creates would leave none for the work itself. Release closes it, which
+// also drops the lock.
 func (s *Store) lockSlug(ctx context.Context, slug Slug) (*slugLock, error) {
-	conn, err := s.db.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, s.db.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("lock tenant %s: %w", slug, err)
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended('syncplane.tenant:' || $1, 0))`, string(slug)); err != nil {
-		conn.Release()
+		_ = conn.Close(context.Background())
 		return nil, fmt.Errorf("lock tenant %s: %w", slug, err)
 	}
-	return &slugLock{conn: conn, slug: slug}, nil
+	return &slugLock{conn: conn}, nil
 }
 
-type slugLock struct {
-	conn *pgxpool.Conn
-	slug Slug
-}
+type slugLock struct{ conn *pgx.Conn }
 
-func (l *slugLock) Release() {
-	_, err := l.conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended('syncplane.tenant:' || $1, 0))`, string(l.slug))
-	if err != nil {
-		// The lock would outlive us on a pooled connection: drop the connection.
-		_ = l.conn.Conn().Close(context.Background())
-	}
-	l.conn.Release()
-}
+// Release unlocks by closing the lock's connection.
+func (l *slugLock) Release() { _ = l.conn.Close(context.Background()) }
 
 // MigrateAllTenants runs per-tenant migrations forward in every tenant schema
 // (after an upgrade adds one). Each schema has its own version and lock.
