@@ -55,6 +55,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"DELETE", base + "/members/1", nil, false},
 		{"POST", base + "/invitations", map[string]any{"email": "a@example.com", "role": "viewer"}, false},
 		{"POST", base + "/devices/retire", map[string]any{"user_id": "u", "source_id": "s"}, false},
+		{"POST", base + "/devices/revoke", map[string]any{"user_id": "u", "source_id": "s"}, false},
 		{"PUT", base + "/quota", map[string]any{"plan": "pro"}, false},
 	}
 	for _, r := range routes {

@@ -214,6 +214,10 @@ func TestManagementAPI(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, api.call(secret, "POST", base+"/devices/retire", map[string]any{"user_id": "alice", "source_id": "nope"}).Status)
 	r = api.call(secret, "GET", base+"/devices?user=alice", nil)
 	require.Contains(t, string(r.Raw), `"state":"retired"`)
+	require.Equal(t, http.StatusNoContent, api.call(secret, "POST", base+"/devices/revoke", map[string]any{"user_id": "bob", "source_id": "dev-b1"}).Status)
+	r = api.call(secret, "GET", base+"/devices?user=bob", nil)
+	require.Len(t, r.Body["devices"], 1, "a revoked device gets no reserved successor")
+	require.Contains(t, string(r.Raw), `"state":"retired"`)
 
 	r = api.call(owner, "GET", base+"/audit?action=key.create", nil)
 	require.Len(t, r.Body["entries"], 2)

@@ -53,6 +53,7 @@ func TestConsoleRefusals(t *testing.T) {
 		{"POST", "/members/" + ownerID + "/role", url.Values{"role": {"viewer"}}, false},
 		{"POST", "/members/" + ownerID + "/remove", nil, false},
 		{"POST", "/devices/retire", url.Values{"user": {"u"}, "source": {"s"}}, false},
+		{"POST", "/devices/revoke", url.Values{"user": {"u"}, "source": {"s"}}, false},
 		{"POST", "/invitations/1/cancel", nil, false},
 	}
 	for _, r := range routes {
