@@ -19,9 +19,11 @@ func (h *Handler) runSweeper(ctx context.Context) {
 	t := time.NewTicker(h.cfg.SweepInterval)
 	defer t.Stop()
 	for {
+		var push, snap int64
 		for _, pool := range h.cfg.Pools() {
 			start := time.Now()
-			err := h.sweepCluster(ctx, pool)
+			p, s, err := h.sweepCluster(ctx, pool)
+			push, snap = push+p, snap+s
 			if ctx.Err() != nil {
 				return
 			}
@@ -30,6 +32,7 @@ func (h *Handler) runSweeper(ctx context.Context) {
 				h.cfg.Logger.Warn("sync: sweep expired sessions", "err", err)
 			}
 		}
+		h.cfg.Metrics.SetOpenSessions(push, snap)
 		select {
 		case <-ctx.Done():
 			return
@@ -39,33 +42,34 @@ func (h *Handler) runSweeper(ctx context.Context) {
 }
 
 // sweepCluster removes expired push and snapshot sessions of every tenant
-// schema on pool, if this replica wins the cluster's sweeper lock.
-func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) error {
+// schema on pool, if this replica wins the cluster's sweeper lock, and
+// returns how many sessions remain open (0, 0 when another replica leads).
+func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) (openPush, openSnapshot int64, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire sweeper connection: %w", err)
+		return 0, 0, fmt.Errorf("acquire sweeper connection: %w", err)
 	}
 	defer conn.Release()
 	var leader bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&leader); err != nil {
-		return fmt.Errorf("elect sweeper: %w", err)
+		return 0, 0, fmt.Errorf("elect sweeper: %w", err)
 	}
 	if !leader {
-		return nil
+		return 0, 0, nil
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, sweeperLockKey) //nolint:errcheck
 
 	rows, err := conn.Query(ctx, `SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
 		WHERE c.relname = '_sync_push_session' AND c.relkind = 'r' AND n.nspname LIKE 't\_%' ORDER BY 1`)
 	if err != nil {
-		return fmt.Errorf("list tenant schemas: %w", err)
+		return 0, 0, fmt.Errorf("list tenant schemas: %w", err)
 	}
 	var schemas []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			rows.Close()
-			return err
+			return 0, 0, err
 		}
 		schemas = append(schemas, s)
 	}
@@ -76,13 +80,19 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) error {
 			for round := 0; round < 5; round++ {
 				var n int64
 				if err := conn.QueryRow(ctx, deleteSessionsSQL(s, kind[0], expiredWhere(kind[1], sweepBatch))).Scan(&n); err != nil {
-					return fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
+					return 0, 0, fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
 				}
 				if n < sweepBatch {
 					break
 				}
 			}
 		}
+		var p, sn int64
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ident(s, "_sync_push_session")+`),
+			(SELECT count(*) FROM `+ident(s, "_sync_snapshot_session")+`)`).Scan(&p, &sn); err != nil {
+			return 0, 0, fmt.Errorf("count sessions of %s: %w", s, err)
+		}
+		openPush, openSnapshot = openPush+p, openSnapshot+sn
 	}
-	return nil
+	return openPush, openSnapshot, nil
 }

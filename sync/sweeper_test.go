@@ -33,7 +33,9 @@ func TestSweeper(t *testing.T) {
 	var got bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&got))
 	if got {
-		require.NoError(t, h.sweepCluster(ctx, e.pool))
+		p, sn, err := h.sweepCluster(ctx, e.pool)
+		require.NoError(t, err)
+		require.Zero(t, p+sn, "a replica that does not lead counts nothing")
 		require.EqualValues(t, 1, e.count("_sync_push_session"))
 		_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, sweeperLockKey)
 		require.NoError(t, err)
@@ -41,8 +43,16 @@ func TestSweeper(t *testing.T) {
 	conn.Release()
 	// Another test's sweeper may hold the lock for a moment; retry.
 	waitFor(t, 10e9, func() bool {
-		require.NoError(t, h.sweepCluster(ctx, e.pool))
+		_, _, err := h.sweepCluster(ctx, e.pool)
+		require.NoError(t, err)
 		return e.count("_sync_push_session") == 0 && e.count("_sync_snapshot_session") == 0
+	})
+	// The leader counts what stays open: a fresh session of this tenant.
+	c.create(2, 2).expect(t, 200, "")
+	waitFor(t, 10e9, func() bool {
+		p, _, err := h.sweepCluster(ctx, e.pool)
+		require.NoError(t, err)
+		return p >= 1
 	})
 	require.EqualValues(t, 0, e.count("_sync_push_row"))
 	require.EqualValues(t, 0, e.count("_sync_snapshot_row"))

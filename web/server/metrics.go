@@ -288,8 +288,8 @@ func NewSyncMetrics(reg prometheus.Registerer, tenants *TenantCollector) *SyncMe
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncplane_sync_bytes_total", Help: "Sync payload bytes received (in) and sent (out).",
 		}, []string{"direction"}),
-		pushSessions:     gauge("push_sessions_open", "Push sessions open on this replica."),
-		snapshotSessions: gauge("snapshot_sessions_open", "Snapshot sessions open on this replica."),
+		pushSessions:     gauge("push_sessions_open", "Push sessions open, as counted by the session sweeper this replica leads (sum over replicas)."),
+		snapshotSessions: gauge("snapshot_sessions_open", "Snapshot sessions open, as counted by the session sweeper this replica leads (sum over replicas)."),
 		watchers:         gauge("watchers_connected", "Watch streams connected to this replica."),
 		// The label is job_name, not job: Prometheus owns "job" (the scrape job).
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -751,4 +751,16 @@ func (t *TenantCollector) Collect(ch chan<- prometheus.Metric) {
 			g(t.quota, v, q)
 		}
 	}
+}
+
+// SetOpenSessions sets the open push and snapshot sessions counted by the
+// session sweeper. Sessions live in the database and any replica may open
+// or close them, so the sweeper (one leader per cluster) counts them; other
+// replicas report 0 and sum() over replicas is the platform total.
+func (m *SyncMetrics) SetOpenSessions(push, snapshot int64) {
+	if m == nil {
+		return
+	}
+	m.pushSessions.Set(float64(push))
+	m.snapshotSessions.Set(float64(snapshot))
 }
