@@ -19,7 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(gofmt vet test browser helm promtool scrape)
+STEPS=(gofmt templ vet test browser helm promtool scrape)
 
 if [[ -x /usr/local/go/bin/go && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
 	PATH="/usr/local/go/bin:$PATH"
@@ -84,6 +84,25 @@ step_gofmt() {
 		echo "these files need gofmt (run: gofmt -w <file>):" >&2
 		echo "$files" >&2
 		return 1
+	fi
+}
+
+# step_templ regenerates the console's templ components with the pinned templ
+# and fails if a committed *_templ.go differs from what its .templ produces.
+TEMPL_VERSION=v0.3.1100
+step_templ() {
+	local bin="$PWD/.syncplane/bin"
+	if [[ ! -x "$bin/templ" ]] || ! "$bin/templ" version 2>/dev/null | grep -q "${TEMPL_VERSION#v}"; then
+		echo "installing templ $TEMPL_VERSION into .syncplane/bin"
+		GOBIN="$bin" go install "github.com/a-h/templ/cmd/templ@$TEMPL_VERSION"
+	fi
+	local before after
+	before=$(git status --porcelain -- '*_templ.go' 2>/dev/null || true)
+	(cd web/ui && "$bin/templ" generate -log-level error)
+	after=$(git status --porcelain -- '*_templ.go' 2>/dev/null || true)
+	if [[ "$before" != "$after" ]]; then
+		git --no-pager diff --stat -- '*_templ.go' >&2 || true
+		die "templ generate changed generated files: run 'cd web/ui && templ generate' and commit them"
 	fi
 }
 
