@@ -98,11 +98,11 @@ step_templ() {
 	fi
 	local before after
 	before=$(git status --porcelain -- '*_templ.go' 2>/dev/null || true)
-	(cd web/ui && "$bin/templ" generate -log-level error)
+	"$bin/templ" generate -log-level error # from the repository root, like the templ docs and the hooks
 	after=$(git status --porcelain -- '*_templ.go' 2>/dev/null || true)
 	if [[ "$before" != "$after" ]]; then
 		git --no-pager diff --stat -- '*_templ.go' >&2 || true
-		die "templ generate changed generated files: run 'cd web/ui && templ generate' and commit them"
+		die "templ generate changed generated files: run 'templ generate' at the repository root and commit them"
 	fi
 }
 
