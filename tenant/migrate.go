@@ -67,9 +67,6 @@ func TenantSchemaStatus(ctx context.Context, pool *pgxpool.Pool, schema string) 
 	return migrationStatus(ctx, pool, schema, tenantMigrationsTable, migrations.Tenant())
 }
 
-// ExpectedTenantVersion is the newest per-tenant migration in this binary.
-func ExpectedTenantVersion() (uint, error) { return newestVersion(migrations.Tenant()) }
-
 // openMigrationDB opens a dedicated single-connection database handle whose
 // search_path is schema. It is never shared with request traffic.
 func openMigrationDB(pool *pgxpool.Pool, schema string) *sql.DB {

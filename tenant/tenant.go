@@ -95,9 +95,6 @@ func (e *ValidationError) Error() string { return e.Message }
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrTenantExists  = errors.New("tenant already exists")
-	ErrKeyRevoked    = errors.New("api key revoked")
 	ErrNoDefinition  = errors.New("tenant has no table definition yet")
-	ErrStaleVersion  = errors.New("table definition version changed concurrently")
-	ErrNotActive     = errors.New("tenant is not active")
 	ErrInvalidAPIKey = errors.New("invalid api key")
 )
