@@ -93,7 +93,17 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 		if s := ScopeFrom(c); s != nil && s.Tenant != nil {
 			attrs = append(attrs, "tenant", string(s.Tenant.Slug))
 		}
-		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request", argsToAttrs(attrs)...)
+		// Refusals of a tenant over its rate limit can arrive by the thousand
+		// per second; logging each would make a noisy tenant's refusals cost
+		// everyone. They are still counted in metrics and usage.
+		level := slog.LevelInfo
+		if c.Writer.Status() == http.StatusTooManyRequests {
+			level = slog.LevelDebug
+		}
+		if !log.Enabled(c.Request.Context(), level) {
+			return
+		}
+		log.LogAttrs(c.Request.Context(), level, "http request", argsToAttrs(attrs)...)
 	}
 }
 
