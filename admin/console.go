@@ -161,6 +161,7 @@ func (c *Console) Run(ctx context.Context, every time.Duration) {
 // Mount registers the console, its assets and the management API on e.
 func (c *Console) Mount(e *gin.Engine) {
 	e.StaticFS("/console/static", http.FS(static.FS))
+	e.GET("/", func(gc *gin.Context) { gc.Redirect(http.StatusSeeOther, "/console") })
 	g := e.Group("/console", noStore, c.sessionMW, c.csrfMW, c.loadUser)
 	c.mountPages(g)
 	api := e.Group("/api/v1")

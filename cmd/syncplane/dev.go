@@ -224,7 +224,7 @@ func printBanner(w io.Writer, cfg config, addr string, c *demoCredentials) {
 	fmt.Fprintf(w, `
   Syncplane is running (dev mode, listening on %s)
 
-  Console          %s/
+  Console          %s/console  (sign up: the first account is the platform operator)
   Sync base URL    %s/k/%s
   Tenant           demo (wire schema "app"; tables users, notes)
   Publishable key  %s
