@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -63,11 +64,17 @@ func TestMigrationsFromEmptyAndIdempotent(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()`).Scan(&n))
 		return n
 	}
+	// With the garbage collector off, a connection that is not closed
+	// explicitly stays open (finalizers would otherwise hide the leak).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	before := conns()
-	for range 5 {
+	for range 12 {
 		require.NoError(t, tenant.MigrateTenantSchema(ctx, pool, tn.SchemaName()))
 	}
-	require.LessOrEqual(t, conns(), before, "migrations leaked connections")
+	// A closed connection's backend leaves pg_stat_activity a moment after
+	// the client hangs up, and the pool may open one more of its own: allow
+	// that slack, never a dozen leaked connections.
+	require.Less(t, conns(), before+6, "migrations leaked connections")
 
 	var tables int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables))
