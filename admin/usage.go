@@ -170,15 +170,7 @@ func bucketUsage(rows []tenant.UsageRow, from, to time.Time, step time.Duration)
 			continue
 		}
 		b := &out[i].UsageCounts
-		b.Requests += r.Requests
-		b.BundlesPushed += r.BundlesPushed
-		b.RowsPushed += r.RowsPushed
-		b.RowsPulled += r.RowsPulled
-		b.RowsSnapshotted += r.RowsSnapshotted
-		b.BytesIn += r.BytesIn
-		b.BytesOut += r.BytesOut
-		b.ActiveDevices = max(b.ActiveDevices, r.ActiveDevices)
-		b.PeakWatchers = max(b.PeakWatchers, r.PeakWatchers)
+		b.Add(r.UsageCounts)
 		if r.StorageBytes > 0 {
 			b.StorageBytes = r.StorageBytes // rows come in hour order
 		}

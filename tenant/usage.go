@@ -28,6 +28,21 @@ type UsageCounts struct {
 	StorageBytes    int64 `json:"storage_bytes"`
 }
 
+// Add folds o into u: counters add up, the gauges that are maxima
+// (active devices, peak watchers) keep the larger value. Storage, a sampled
+// level, is left to the caller.
+func (u *UsageCounts) Add(o UsageCounts) {
+	u.Requests += o.Requests
+	u.BundlesPushed += o.BundlesPushed
+	u.RowsPushed += o.RowsPushed
+	u.RowsPulled += o.RowsPulled
+	u.RowsSnapshotted += o.RowsSnapshotted
+	u.BytesIn += o.BytesIn
+	u.BytesOut += o.BytesOut
+	u.ActiveDevices = max(u.ActiveDevices, o.ActiveDevices)
+	u.PeakWatchers = max(u.PeakWatchers, o.PeakWatchers)
+}
+
 type usageKey struct {
 	tenant int64
 	hour   int64 // unix seconds of the hour's start
@@ -156,14 +171,7 @@ func (m *Meter) Flush(ctx context.Context) error {
 				m.counts[k] = c
 				continue
 			}
-			cur.Requests += c.Requests
-			cur.BundlesPushed += c.BundlesPushed
-			cur.RowsPushed += c.RowsPushed
-			cur.RowsPulled += c.RowsPulled
-			cur.RowsSnapshotted += c.RowsSnapshotted
-			cur.BytesIn += c.BytesIn
-			cur.BytesOut += c.BytesOut
-			cur.PeakWatchers = max(cur.PeakWatchers, c.PeakWatchers)
+			cur.Add(*c)
 		}
 		for k, n := range requests {
 			m.requests[k] += n

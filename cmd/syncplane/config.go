@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -206,4 +207,22 @@ func settingsMarkdown() string {
 		fmt.Fprintf(&b, "| `%s` | `--%s` | %s | %s |\n", s.Env, s.Flag, def, s.Usage)
 	}
 	return b.String()
+}
+
+// parseConfig parses a command's flags over its environment and resolves
+// the configuration. When ok is false the command should exit with code
+// (0 after --help, 2 for bad flags or values, reported on stderr).
+func parseConfig(cmd string, fs *flag.FlagSet, vals flagValues, args []string, stderr io.Writer) (cfg config, code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, 0, false
+		}
+		return cfg, 2, false
+	}
+	cfg, err := vals.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "syncplane %s: %s\n", cmd, err)
+		return cfg, 2, false
+	}
+	return cfg, 0, true
 }

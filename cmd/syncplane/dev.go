@@ -58,16 +58,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"cluster under --data-dir, migrates, creates the demo tenant and serves it.\n\n")
 		printSettings(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	cfg, err := vals.config()
-	if err != nil {
-		fmt.Fprintln(stderr, "syncplane dev:", err)
-		return 2
+	cfg, code, ok := parseConfig("dev", fs, vals, args, stderr)
+	if !ok {
+		return code
 	}
 	cfg.AutoMigrate = true
 	cfg.JWKSAllowPrivate = true // a local identity provider is the normal dev setup

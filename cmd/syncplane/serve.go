@@ -35,16 +35,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "usage: syncplane serve [flags]\n\nEvery flag can also be set with its environment variable; the flag wins.\n\n")
 		printSettings(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	cfg, err := vals.config()
-	if err != nil {
-		fmt.Fprintln(stderr, "syncplane serve:", err)
-		return 2
+	cfg, code, ok := parseConfig("serve", fs, vals, args, stderr)
+	if !ok {
+		return code
 	}
 	log := newLogger(cfg, stderr)
 	if err := serve(ctx, cfg, log, nil); err != nil {
