@@ -52,8 +52,11 @@ Workloads (--workload):
 
 Noisy neighbour: --noisy adds one tenant (with --database-url: rate-limited to
 --noisy-rps; with --tenants-file: the entry marked "noisy") whose
---noisy-devices flood it back to back, retrying 429s after --noisy-backoff;
-its traffic is reported apart from the other tenants'.
+--noisy-devices flood it back to back and never give up on a 429: by default
+they back off like the reference client (100 ms doubling to 1 s, ±20 % jitter,
+or the answer's Retry-After when longer, up to 5 s); --noisy-backoff 20ms makes
+them a harsh flood retrying after that fixed pause. Its traffic is reported
+apart from the other tenants'.
 
 Examples:
   syncplane loadgen --url http://127.0.0.1:8080 --database-url $DB --tenants 2 --devices 20 --duration 30s
@@ -102,7 +105,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	noisy := fs.Bool("noisy", false, "add a noisy tenant flooding at its rate limit")
 	noisyRPS := fs.Float64("noisy-rps", 100, "the noisy tenant's requests per second (with --database-url)")
 	fs.IntVar(&cfg.NoisyDevices, "noisy-devices", 20, "devices of the noisy tenant")
-	fs.DurationVar(&cfg.NoisyBackoff, "noisy-backoff", 20*time.Millisecond, "the noisy devices' pause after a 429")
+	fs.DurationVar(&cfg.NoisyBackoff, "noisy-backoff", 0, "the noisy devices' fixed pause after a 429 (0: back off like the reference client)")
 	fs.IntVar(&cfg.Watchers, "watchers", 1000, "watch streams (watchers workload)")
 	fs.IntVar(&cfg.WatchersPerUser, "watchers-per-user", 10, "watch streams per user (watchers workload)")
 	fs.IntVar(&cfg.Commits, "commits", 50, "commits per repetition (watchers workload)")

@@ -32,8 +32,12 @@ type httpDevice struct {
 	nextSBID  int64
 	cp        int64
 	chunkSize int
-	// backoff429 is the pause after a 429 before trying again; the noisy
-	// tenant uses a short one to keep pressing at its limit.
+	// noisy devices never give up on a 429: they keep pressing at their
+	// tenant's rate limit. With backoff429 == 0 they back off like the
+	// reference client (100 ms doubling to 1 s, ±20 % jitter, or the
+	// answer's Retry-After when longer, up to 5 s); backoff429 > 0 is the
+	// harsh flood: a fixed pause after every 429.
+	noisy      bool
 	backoff429 time.Duration
 	// beforeCommit and afterCommit, if set, run right before the commit
 	// request and right after its 200 answer (wake-up latency).
@@ -41,9 +45,10 @@ type httpDevice struct {
 }
 
 type apiError struct {
-	status int
-	code   string
-	body   string
+	status     int
+	code       string
+	body       string
+	retryAfter time.Duration // Retry-After of a 429 or 503, if any
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.body) }
@@ -53,10 +58,14 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &ae) && ae.code == code
 }
 
+// maxRetryAfter bounds how long a Retry-After header makes a device wait,
+// as in sync/device.
+const maxRetryAfter = 5 * time.Second
+
 // do sends one request and decodes a 200 answer into out; retryable
 // failures (429, 502-504, network) are retried as the protocol's clients do
-// (4.6: three attempts, 100 ms doubling), or after backoff429 on a 429 when
-// set.
+// (4.6: three attempts, 100 ms doubling). A noisy device retries 429s
+// without end (see httpDevice.noisy).
 func (d *httpDevice) do(ctx context.Context, method, path string, body, out any) error {
 	var data []byte
 	if body != nil {
@@ -77,9 +86,13 @@ func (d *httpDevice) do(ctx context.Context, method, path string, body, out any)
 		if errors.As(err, &ae) {
 			switch ae.status {
 			case 429:
-				if d.backoff429 > 0 {
-					wait = d.backoff429
+				if d.noisy {
 					attempt = 0 // keeps pressing: the noisy tenant never gives up
+					if d.backoff429 > 0 {
+						wait = d.backoff429
+					} else if ae.retryAfter > wait {
+						wait = min(ae.retryAfter, maxRetryAfter)
+					}
 				}
 			case 502, 503, 504:
 			default:
@@ -129,7 +142,11 @@ func (d *httpDevice) once(ctx context.Context, method, path string, data []byte,
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(b, &env)
-		return &apiError{status: resp.StatusCode, code: env.Error, body: strings.TrimSpace(string(b[:min(len(b), 300)]))}
+		ae := &apiError{status: resp.StatusCode, code: env.Error, body: strings.TrimSpace(string(b[:min(len(b), 300)]))}
+		if n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && n > 0 {
+			ae.retryAfter = time.Duration(n) * time.Second
+		}
+		return ae
 	}
 	if out == nil {
 		return nil

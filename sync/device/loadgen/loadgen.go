@@ -93,9 +93,12 @@ type Config struct {
 	OpInterval time.Duration
 	// Watch keeps a watch stream open per device, pulling on every event.
 	Watch bool
-	// NoisyDevices of the Noisy tenant (default 20) run back to back and,
-	// on 429, retry after NoisyBackoff (default 20 ms) without ever giving
-	// up, so the tenant presses at its rate limit for the whole run.
+	// NoisyDevices of the Noisy tenant (default 20) run back to back and
+	// retry every 429 without ever giving up, so the tenant presses at its
+	// rate limit for the whole run. With NoisyBackoff 0 (default) they back
+	// off like the reference client (100 ms doubling to 1 s with jitter, or
+	// the answer's Retry-After when longer, up to 5 s); NoisyBackoff > 0 is
+	// a harsh flood that retries after that fixed pause (perf.sh: 20 ms).
 	NoisyDevices int
 	NoisyBackoff time.Duration
 
@@ -197,8 +200,8 @@ func (c *Config) defaults() error {
 	if c.PushRatio < 0 || c.PushRatio > 1 {
 		return errors.New("loadgen: push ratio must be between 0 and 1")
 	}
-	if c.NoisyBackoff <= 0 {
-		c.NoisyBackoff = 20 * time.Millisecond
+	if c.NoisyBackoff < 0 {
+		c.NoisyBackoff = 0
 	}
 	if c.Duration <= 0 && c.Ops <= 0 {
 		c.Duration = 30 * time.Second
@@ -292,6 +295,10 @@ func (r *runner) settings() map[string]any {
 		if r.noisyTenant() != nil {
 			m["noisy_devices"] = c.NoisyDevices
 			m["noisy_backoff_ms"] = c.NoisyBackoff.Milliseconds()
+			m["noisy_client"] = "reference"
+			if c.NoisyBackoff > 0 {
+				m["noisy_client"] = "fixed_backoff"
+			}
 		}
 	case WorkloadWatchers:
 		m["watchers"] = c.Watchers

@@ -519,11 +519,15 @@ func reportNoisy(dir string) (*Workload, error) {
 		w.Miss = fmt.Sprintf("+%s, %.1f points over the allowed +20%%", pct(inc), (inc-0.2)*100)
 	}
 	set := flood[0].Settings
+	retry := fmt.Sprintf("retrying each 429 after %v ms", set["noisy_backoff_ms"])
+	if set["noisy_client"] == "reference" {
+		retry = "backing off from each 429 like the reference client (100 ms–1 s, honouring Retry-After)"
+	}
 	w.Detail = fmt.Sprintf("Tenant B: %v light devices, each paced to one operation every %v ms (1-row push or pull, 50/50). "+
-		"Tenant A: rate limit %s requests/s; %v devices flood it back to back, retrying each 429 after %v ms. "+
+		"Tenant A: rate limit %s requests/s; %v devices flood it back to back, %s. "+
 		"Repetitions alternate B alone and B with A. B's p99 over all its requests (ms): alone %s (median **%.1f**), "+
 		"with A flooding %s (median **%.1f**): **%+.1f%%**. A got %.0f requests/s admitted and %.0f/s refused with 429.\n",
-		flood[0].Main.Devices, set["op_interval_ms"], readText(dir, "noisy_rps.txt"), set["noisy_devices"], set["noisy_backoff_ms"],
+		flood[0].Main.Devices, set["op_interval_ms"], readText(dir, "noisy_rps.txt"), set["noisy_devices"], retry,
 		fmtReps(b, 1), mb, fmtReps(f, 1), mf, inc*100, median(admitted), median(refused))
 	w.Detail += latencyCompare("B alone", base, "B with A flooding", flood)
 	return w, nil

@@ -137,7 +137,7 @@ func (r *runner) newSim(ctx context.Context, t Tenant, user string, idx int, noi
 		d := &httpDevice{hc: r.hc, base: base, token: tok, source: "lg-" + uuid.NewString(), wire: t.wire(),
 			chunkSize: r.cfg.ChunkSize}
 		if noisy {
-			d.backoff429 = r.cfg.NoisyBackoff
+			d.noisy, d.backoff429 = true, r.cfg.NoisyBackoff
 		}
 		return &httpSim{d: d}, nil
 	case ModeDevice:
