@@ -88,20 +88,21 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 		if route == "/healthz" || route == "/readyz" {
 			return
 		}
-		attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", c.GetString(requestIDKey)}
-		if s := ScopeFrom(c); s != nil && s.Tenant != nil {
-			attrs = append(attrs, "tenant", string(s.Tenant.Slug))
-		}
 		// Refusals of a tenant over its rate limit can arrive by the thousand
 		// per second; logging each would make a noisy tenant's refusals cost
-		// everyone. They are still counted in metrics and usage.
+		// everyone. They are still counted in metrics and usage. Nothing is
+		// built for a record that is not written.
 		level := slog.LevelInfo
 		if c.Writer.Status() == http.StatusTooManyRequests {
 			level = slog.LevelDebug
 		}
 		if !log.Enabled(c.Request.Context(), level) {
 			return
+		}
+		attrs := []any{"method", c.Request.Method, "route", route, "status", c.Writer.Status(),
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", c.GetString(requestIDKey)}
+		if s := ScopeFrom(c); s != nil && s.Tenant != nil {
+			attrs = append(attrs, "tenant", string(s.Tenant.Slug))
 		}
 		log.LogAttrs(c.Request.Context(), level, "http request", argsToAttrs(attrs)...)
 	}

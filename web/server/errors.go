@@ -78,12 +78,17 @@ const ErrorMessageKey = "syncplane.error_message"
 func RenderError(c *gin.Context, e *Error) {
 	c.Set(ErrorCodeKey, e.Code)
 	c.Set(ErrorMessageKey, e.Message)
+	for k, v := range e.Header {
+		c.Header(k, v)
+	}
+	c.AbortWithStatusJSON(e.Status, errorBody(e))
+}
+
+// errorBody is e's JSON envelope.
+func errorBody(e *Error) gin.H {
 	body := gin.H{"error": e.Code, "message": e.Message}
 	for k, v := range e.Extra {
 		body[k] = v
 	}
-	for k, v := range e.Header {
-		c.Header(k, v)
-	}
-	c.AbortWithStatusJSON(e.Status, body)
+	return body
 }

@@ -36,6 +36,19 @@ type GatewayOptions struct {
 	VerifierOptions []VerifierOption
 	// Limiter, when set, enforces each tenant's request rate quota.
 	Limiter *RateLimiter
+	// InFlight, when set, caps each tenant's requests in progress on this
+	// replica (see InFlightLimiter); StreamRoutes are not counted.
+	InFlight *InFlightLimiter
+	// QueueWait is the longest a request over its tenant's rate or
+	// in-flight cap waits for its turn before it is refused with 429
+	// (0: refused at once).
+	QueueWait time.Duration
+	// StreamRoutes are route templates (as on the plain paths, e.g.
+	// "/sync/watch") of requests that stay open for minutes while mostly
+	// idle; they take a token but no in-flight slot.
+	StreamRoutes []string
+	// Metrics, when set, counts refusals and waits by limit.
+	Metrics *Metrics
 	// Usage, when set, meters every request that reached a tenant.
 	Usage UsageRecorder
 	Log   *slog.Logger
@@ -55,6 +68,9 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	verifiers map[int64]*cachedVerifier
+
+	refused refusalCache
+	streams map[string]bool
 }
 
 type cachedVerifier struct {
@@ -68,7 +84,11 @@ func NewGateway(opts GatewayOptions) *Gateway {
 		opts.Log = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Gateway{opts: opts, ctx: ctx, stop: stop, verifiers: map[int64]*cachedVerifier{}}
+	g := &Gateway{opts: opts, ctx: ctx, stop: stop, verifiers: map[int64]*cachedVerifier{}, streams: map[string]bool{}}
+	for _, r := range opts.StreamRoutes {
+		g.streams[r] = true
+	}
+	return g
 }
 
 // Close stops background JWKS refreshes.
@@ -112,19 +132,33 @@ func (g *Gateway) resolve(keyOf func(*gin.Context) string) gin.HandlerFunc {
 }
 
 // resolveKey resolves the request's tenant from its API key (or the dev
-// default tenant) and stores the SyncScope. With secretOnly, only a secret
-// key will do.
+// default tenant), admits it under the tenant's rate and in-flight limits
+// and stores the SyncScope. With secretOnly, only a secret key will do.
+//
+// Order matters for a tenant flooding at its limit: a key whose tenant was
+// refused moments ago is refused again first, before the tenant lookup,
+// token verification or reading the body; the in-flight slot is taken last,
+// after the rate limiter, and held until the handlers return (or panic).
 func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := strings.TrimSpace(keyOf(c))
+		if secretOnly && tenant.KeyKindOf(key) != tenant.KeySecret {
+			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key",
+				"a secret key is required: send Authorization: Bearer sp_sk_…"))
+			return
+		}
+		if key != "" && g.opts.Limiter != nil {
+			if r := g.refused.get(key, time.Now()); r != nil {
+				g.opts.Limiter.Note(r.tenantID)
+				g.opts.Metrics.observeRefusal(limitRate)
+				r.render(c)
+				return
+			}
+		}
 		var rt *tenant.Runtime
 		var rec tenant.KeyRecord
 		var err error
 		switch {
-		case secretOnly && tenant.KeyKindOf(key) != tenant.KeySecret:
-			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key",
-				"a secret key is required: send Authorization: Bearer sp_sk_…"))
-			return
 		case key != "":
 			rt, rec, err = g.opts.Resolver.ResolveKey(c.Request.Context(), key)
 		case g.opts.DefaultTenant != "":
@@ -152,16 +186,28 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key", "the API key is unknown or revoked"))
 			return
 		}
-		if l := g.opts.Limiter; l != nil {
-			if ok, wait := l.Allow(rt.Tenant.ID, rt.Limits.RequestsPerSecond, rt.Limits.RequestBurst); !ok {
-				secs := int(math.Ceil(wait.Seconds()))
+		if !g.admit(c, key, rt) {
+			return
+		}
+		if l := g.opts.InFlight; l != nil && !g.streams[strings.TrimPrefix(c.FullPath(), "/k/:apikey")] {
+			start := time.Now()
+			if !l.Acquire(c.Request.Context(), rt.Tenant.ID, g.opts.QueueWait) {
+				if d := time.Since(start); d > time.Millisecond {
+					g.opts.Metrics.observeWait(limitInFlight, d, false)
+				}
+				g.opts.Metrics.observeRefusal(limitInFlight)
 				e := NewError(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
-					"request rate limit of %g per second reached for tenant %s; retry in %d s",
-					rt.Limits.RequestsPerSecond, rt.Tenant.Slug, max(secs, 1)))
-				e.Header = map[string]string{"Retry-After": strconv.Itoa(max(secs, 1))}
+					"tenant %s has %d requests in progress on this server, its limit; retry in 1 s",
+					rt.Tenant.Slug, l.Max()))
+				e.Extra = map[string]any{"limit": limitInFlight}
+				e.Header = map[string]string{"Retry-After": "1"}
 				RenderError(c, e)
 				return
 			}
+			if d := time.Since(start); d > time.Millisecond {
+				g.opts.Metrics.observeWait(limitInFlight, d, true)
+			}
+			defer l.Release(rt.Tenant.ID)
 		}
 		WithScope(c, &SyncScope{
 			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
@@ -175,6 +221,43 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 		}
 	}
 }
+
+// admit applies the tenant's request rate: the request goes on at once,
+// after waiting up to QueueWait for its token, or is refused with 429 and
+// Retry-After; the refusal is then cached for the key until a token could
+// be due within QueueWait.
+func (g *Gateway) admit(c *gin.Context, key string, rt *tenant.Runtime) bool {
+	l := g.opts.Limiter
+	if l == nil {
+		return true
+	}
+	start := time.Now()
+	ok, wait := l.Wait(c.Request.Context(), rt.Tenant.ID, rt.Limits.RequestsPerSecond, rt.Limits.RequestBurst, g.opts.QueueWait)
+	if d := time.Since(start); d > time.Millisecond {
+		g.opts.Metrics.observeWait(limitRate, d, ok)
+	}
+	if ok {
+		return true
+	}
+	g.opts.Metrics.observeRefusal(limitRate)
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	e := NewError(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
+		"request rate limit of %g per second reached for tenant %s; retry in %d s",
+		rt.Limits.RequestsPerSecond, rt.Tenant.Slug, secs))
+	e.Extra = map[string]any{"limit": limitRate}
+	e.Header = map[string]string{"Retry-After": strconv.Itoa(secs)}
+	if key != "" && wait > g.opts.QueueWait && c.Request.Context().Err() == nil {
+		g.refused.put(key, e, rt.Tenant.ID, start.Add(wait-g.opts.QueueWait))
+	}
+	RenderError(c, e)
+	return false
+}
+
+// Limits named in refusals (the "limit" member of a 429) and metrics.
+const (
+	limitRate     = "requests_per_second"
+	limitInFlight = "requests_in_flight"
+)
 
 func (g *Gateway) authenticate(c *gin.Context) {
 	s := ScopeFrom(c)

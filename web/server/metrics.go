@@ -36,8 +36,13 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	refusals *prometheus.CounterVec
+	waits    *prometheus.HistogramVec
 	tenants  *TenantCollector
 }
+
+// waitBuckets cover the gateway's queue waits, bounded by its QueueWait.
+var waitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
 
 // NewMetrics registers the HTTP metrics on reg. tenants, if not nil, also
 // counts each request the gateway resolved to a tenant under that tenant.
@@ -56,10 +61,42 @@ func NewMetrics(reg prometheus.Registerer, tenants *TenantCollector) *Metrics {
 			Name: "syncplane_http_requests_in_flight",
 			Help: "HTTP requests being served now, including open watch streams.",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncplane_gateway_refusals_total",
+			Help: "Requests the gateway refused with 429 because their tenant was over a limit: requests_per_second (rate quota) or requests_in_flight (per-tenant concurrency cap).",
+		}, []string{"limit"}),
+		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "syncplane_gateway_queue_wait_seconds",
+			Help:    "Time requests over their tenant's rate or concurrency limit waited in the gateway, by limit and outcome (admitted or refused); requests that did not wait are not observed.",
+			Buckets: waitBuckets,
+		}, []string{"limit", "outcome"}),
 		tenants: tenants,
 	}
-	reg.MustRegister(m.requests, m.duration, m.inflight)
+	for _, l := range []string{limitRate, limitInFlight} {
+		m.refusals.WithLabelValues(l)
+	}
+	reg.MustRegister(m.requests, m.duration, m.inflight, m.refusals, m.waits)
 	return m
+}
+
+// observeRefusal counts a 429 for limit; nil m does nothing.
+func (m *Metrics) observeRefusal(limit string) {
+	if m == nil {
+		return
+	}
+	m.refusals.WithLabelValues(limit).Inc()
+}
+
+// observeWait records a request's wait for limit; nil m does nothing.
+func (m *Metrics) observeWait(limit string, d time.Duration, admitted bool) {
+	if m == nil {
+		return
+	}
+	outcome := "refused"
+	if admitted {
+		outcome = "admitted"
+	}
+	m.waits.WithLabelValues(limit, outcome).Observe(d.Seconds())
 }
 
 // Middleware records every request once it finished. A panicking handler

@@ -81,16 +81,7 @@ func (r *RateLimiter) Allow(tenantID int64, limit float64, burst int64) (bool, t
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, ok := r.buckets[tenantID]
-	if !ok {
-		b = &tenantBucket{limit: limit, burst: burst, share: 1, replicas: 1}
-		b.lim = rate.NewLimiter(rate.Limit(limit), int(burst))
-		r.buckets[tenantID] = b
-	}
-	if b.limit != limit || b.burst != burst {
-		b.limit, b.burst = limit, burst
-		b.apply(now)
-	}
+	b := r.bucket(tenantID, limit, burst, now)
 	b.count++
 	b.seen = now
 	res := b.lim.ReserveN(now, 1)
@@ -102,6 +93,77 @@ func (r *RateLimiter) Allow(tenantID int64, limit float64, burst int64) (bool, t
 		return false, d
 	}
 	return true, 0
+}
+
+// Wait is Allow that may wait: a request over the rate waits for its token
+// when that token is due within maxDelay (the bucket's reservation holds its
+// place, so waiters are admitted in order at the tenant's rate). Otherwise,
+// or when ctx ends first, it is refused and retry says how long until a
+// token is due. A client pressing without pause is thus paced by the server
+// instead of costing a refusal every few milliseconds, and waiting requests
+// are bounded by rate × maxDelay. Waiting happens without r's lock.
+func (r *RateLimiter) Wait(ctx context.Context, tenantID int64, limit float64, burst int64, maxDelay time.Duration) (ok bool, retry time.Duration) {
+	if limit <= 0 {
+		return true, 0
+	}
+	if burst < 1 {
+		burst = 1
+	}
+	now := r.now()
+	r.mu.Lock()
+	b := r.bucket(tenantID, limit, burst, now)
+	b.count++
+	b.seen = now
+	res := b.lim.ReserveN(now, 1)
+	r.mu.Unlock()
+	if !res.OK() {
+		return false, time.Second
+	}
+	d := res.DelayFrom(now)
+	if d <= 0 {
+		return true, 0
+	}
+	if d > maxDelay {
+		res.CancelAt(now)
+		return false, d
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true, 0
+	case <-ctx.Done():
+		res.Cancel()
+		return false, d
+	}
+}
+
+// Note counts a request towards the tenant's demand without taking a token:
+// a request refused before it reached the bucket (see Gateway) still shows
+// how much traffic this replica is asked to serve.
+func (r *RateLimiter) Note(tenantID int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.buckets[tenantID]; ok {
+		b.count++
+		b.seen = r.now()
+	}
+}
+
+// bucket returns the tenant's bucket, created or updated to limit and
+// burst. Caller holds r.mu.
+func (r *RateLimiter) bucket(tenantID int64, limit float64, burst int64, now time.Time) *tenantBucket {
+	b, ok := r.buckets[tenantID]
+	if !ok {
+		b = &tenantBucket{limit: limit, burst: burst, share: 1, replicas: 1}
+		b.lim = rate.NewLimiter(rate.Limit(limit), int(burst))
+		r.buckets[tenantID] = b
+	}
+	if b.limit != limit || b.burst != burst {
+		b.limit, b.burst = limit, burst
+		b.apply(now)
+	}
+	return b
 }
 
 // apply sets the bucket's local rate and burst from its share.

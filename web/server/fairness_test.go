@@ -1,0 +1,273 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syncplane/syncplane/tenant"
+	"github.com/syncplane/syncplane/tenant/tenanttest"
+	"github.com/syncplane/syncplane/web/server"
+)
+
+// fairGateway is a gateway with a rate limiter and an in-flight cap over
+// routes whose handlers hold their request until told to finish.
+type fairGateway struct {
+	url      string
+	inflight *server.InFlightLimiter
+	entered  chan string   // receives the user of each request a handler started
+	release  chan struct{} // each receive lets one held request finish
+}
+
+func newFairGateway(t *testing.T, store *tenant.Store, maxInFlight int, wait time.Duration) *fairGateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cache := tenant.NewCache(store, time.Hour)
+	done := make(chan struct{})
+	go func() { defer close(done); cache.Run(ctx, time.Hour) }()
+	<-cache.Listening()
+	fg := &fairGateway{inflight: server.NewInFlightLimiter(maxInFlight), entered: make(chan string, 16), release: make(chan struct{})}
+	gw := server.NewGateway(server.GatewayOptions{Resolver: cache,
+		Limiter:  server.NewRateLimiter(store, "test", time.Hour, nil),
+		InFlight: fg.inflight, QueueWait: wait, StreamRoutes: []string{"/sync/stream"}})
+	e := server.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	hold := func(c *gin.Context) {
+		s := server.ScopeFrom(c)
+		// What a sync handler would write; a refused request must never get here.
+		if _, err := s.Pool.Exec(c, `INSERT INTO `+pgx.Identifier{s.Tenant.SchemaName(), "fair_writes"}.Sanitize()+` (user_id) VALUES ($1)`, s.UserID); err != nil {
+			_ = c.Error(err)
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		fg.entered <- s.UserID
+		select {
+		case <-fg.release:
+		case <-c.Request.Context().Done():
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"user": s.UserID})
+	}
+	gw.Mount(e, func(public, authed gin.IRouter) {
+		authed.GET("/sync/hold", hold)
+		authed.GET("/sync/stream", hold)
+		authed.GET("/sync/quick", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"user": server.ScopeFrom(c).UserID}) })
+		authed.GET("/sync/panic", func(c *gin.Context) { panic("handler bug") })
+	})
+	srv := httptest.NewServer(e)
+	fg.url = srv.URL
+	t.Cleanup(func() { srv.Close(); gw.Close(); cancel(); <-done })
+	return fg
+}
+
+// fairTenant is a gateway test tenant with the scratch table hold writes to.
+func fairTenant(t *testing.T, store *tenant.Store) gwTenant {
+	t.Helper()
+	tn := newGWTenant(t, store)
+	_, err := tenanttest.Pool(t).Exec(context.Background(),
+		`CREATE TABLE `+pgx.Identifier{tn.t.SchemaName(), "fair_writes"}.Sanitize()+` (user_id text NOT NULL)`)
+	require.NoError(t, err)
+	return tn
+}
+
+func writesOf(t *testing.T, tn gwTenant, user string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, tenanttest.Pool(t).QueryRow(context.Background(),
+		`SELECT count(*) FROM `+pgx.Identifier{tn.t.SchemaName(), "fair_writes"}.Sanitize()+` WHERE user_id = $1`, user).Scan(&n))
+	return n
+}
+
+type fairResp struct {
+	status     int
+	retryAfter string
+	body       map[string]any
+}
+
+// get sends a request as user of tn; the answer arrives on the channel.
+func (fg *fairGateway) get(ctx context.Context, t *testing.T, tn gwTenant, path, user string) <-chan fairResp {
+	ch := make(chan fairResp, 1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fg.url+"/k/"+tn.pk+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token(t, tn.secret, user, time.Now().Add(time.Hour)))
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ch <- fairResp{status: -1}
+			return
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		ch <- fairResp{status: res.StatusCode, retryAfter: res.Header.Get("Retry-After"), body: body}
+	}()
+	return ch
+}
+
+func (fg *fairGateway) do(t *testing.T, tn gwTenant, path, user string) fairResp {
+	t.Helper()
+	return <-fg.get(context.Background(), t, tn, path, user)
+}
+
+func requireRefused(t *testing.T, r fairResp, limit string) {
+	t.Helper()
+	require.Equal(t, http.StatusTooManyRequests, r.status, "%v", r.body)
+	require.Equal(t, "rate_limited", r.body["error"])
+	require.Equal(t, limit, r.body["limit"])
+	require.NotEmpty(t, r.body["message"])
+	require.Equal(t, "1", r.retryAfter)
+}
+
+func TestGatewayInFlightCap(t *testing.T) {
+	store := tenanttest.Store(t)
+	a, b := fairTenant(t, store), fairTenant(t, store)
+	fg := newFairGateway(t, store, 2, 0)
+
+	// Tenant A takes both of its slots.
+	first, second := fg.get(context.Background(), t, a, "/sync/hold", "a1"), fg.get(context.Background(), t, a, "/sync/hold", "a2")
+	<-fg.entered
+	<-fg.entered
+
+	// The third is refused before any handler runs: nothing is written.
+	requireRefused(t, fg.do(t, a, "/sync/hold", "a3"), "requests_in_flight")
+	require.Zero(t, writesOf(t, a, "a3"))
+
+	// A capped tenant does not hold up another.
+	held := fg.get(context.Background(), t, b, "/sync/hold", "b1")
+	require.Equal(t, "b1", <-fg.entered)
+	fg.release <- struct{}{}
+	fg.release <- struct{}{}
+	fg.release <- struct{}{}
+	for _, ch := range []<-chan fairResp{first, second, held} {
+		require.Equal(t, http.StatusOK, (<-ch).status)
+	}
+
+	// Watch-like streams take no slot.
+	s1, s2 := fg.get(context.Background(), t, a, "/sync/stream", "s1"), fg.get(context.Background(), t, a, "/sync/stream", "s2")
+	<-fg.entered
+	<-fg.entered
+	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "a4").status)
+	fg.release <- struct{}{}
+	fg.release <- struct{}{}
+	require.Equal(t, http.StatusOK, (<-s1).status)
+	require.Equal(t, http.StatusOK, (<-s2).status)
+	requireIdle(t, fg, a)
+}
+
+func TestGatewayInFlightQueue(t *testing.T) {
+	store := tenanttest.Store(t)
+	a := fairTenant(t, store)
+	fg := newFairGateway(t, store, 1, time.Minute)
+
+	first := fg.get(context.Background(), t, a, "/sync/hold", "u1")
+	<-fg.entered
+	// Over the cap with time to wait: queued, and run once the slot frees.
+	queued := fg.get(context.Background(), t, a, "/sync/hold", "u2")
+	require.Eventually(t, func() bool { _, w := fg.inflight.InFlight(a.t.ID); return w == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Zero(t, writesOf(t, a, "u2"), "a queued request has not started")
+	// A queued request whose client goes away leaves the queue.
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := fg.get(ctx, t, a, "/sync/hold", "u3")
+	require.Eventually(t, func() bool { _, w := fg.inflight.InFlight(a.t.ID); return w == 2 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	<-gone
+	require.Eventually(t, func() bool { _, w := fg.inflight.InFlight(a.t.ID); return w == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	fg.release <- struct{}{}
+	require.Equal(t, http.StatusOK, (<-first).status)
+	require.Equal(t, "u2", <-fg.entered)
+	fg.release <- struct{}{}
+	require.Equal(t, http.StatusOK, (<-queued).status)
+	require.Zero(t, writesOf(t, a, "u3"))
+	requireIdle(t, fg, a)
+}
+
+func TestGatewayInFlightReleasedOnPanicAndDisconnect(t *testing.T) {
+	store := tenanttest.Store(t)
+	a := fairTenant(t, store)
+	fg := newFairGateway(t, store, 1, 0)
+
+	for range 3 {
+		require.Equal(t, http.StatusInternalServerError, fg.do(t, a, "/sync/panic", "u").status)
+	}
+	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "u").status, "a panicking handler gave its slot back")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := fg.get(ctx, t, a, "/sync/hold", "u")
+	<-fg.entered
+	cancel()
+	require.Equal(t, -1, (<-gone).status)
+	requireIdle(t, fg, a)
+	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "u").status, "a client that went away gave its slot back")
+}
+
+func requireIdle(t *testing.T, fg *fairGateway, tn gwTenant) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		busy, waiting := fg.inflight.InFlight(tn.t.ID)
+		return busy == 0 && waiting == 0
+	}, 10*time.Second, 5*time.Millisecond, "every slot released")
+}
+
+func TestGatewayRateLimitWaitsThenRefuses(t *testing.T) {
+	store := tenanttest.Store(t)
+	a, b := fairTenant(t, store), fairTenant(t, store)
+	rps, burst := 1.0, int64(1)
+	require.NoError(t, store.SetQuota(context.Background(), a.t.ID, "", tenant.QuotaOverride{RequestsPerSecond: &rps, RequestBurst: &burst},
+		store.Plans(), tenanttest.Actor))
+
+	// With no time to wait, the request over the rate is refused with the
+	// delay until the next token, and so is the next one (from the
+	// refusal cache, before the tenant is looked up).
+	fg := newFairGateway(t, store, 10, 0)
+	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "u").status)
+	r := fg.do(t, a, "/sync/quick", "u")
+	requireRefused(t, r, "requests_per_second")
+	require.Contains(t, r.body["message"], "rate limit of 1 per second")
+	again := fg.do(t, a, "/sync/quick", "u")
+	require.Equal(t, r, again, "a cached refusal answers the same")
+	requireRefused(t, fg.do(t, a, "/sync/hold", "u"), "requests_per_second")
+	require.Zero(t, writesOf(t, a, "u"))
+	require.Equal(t, http.StatusOK, fg.do(t, b, "/sync/quick", "u").status, "another tenant is not limited")
+
+	// With time to wait, a request over the rate waits for its token.
+	fg = newFairGateway(t, store, 10, 5*time.Second)
+	for range 3 {
+		require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "u").status)
+	}
+}
+
+func TestInFlightLimiterQueueBound(t *testing.T) {
+	l := server.NewInFlightLimiter(1)
+	ctx := context.Background()
+	require.True(t, l.Acquire(ctx, 7, 0))
+	require.False(t, l.Acquire(ctx, 7, 0), "over the cap with no wait")
+	require.True(t, l.Acquire(ctx, 8, 0), "tenants are capped apart")
+
+	// Four waiters (4 × the cap) queue; the fifth is refused at once.
+	got := make(chan bool, 4)
+	for range 4 {
+		go func() { got <- l.Acquire(ctx, 7, time.Minute) }()
+	}
+	require.Eventually(t, func() bool { _, w := l.InFlight(7); return w == 4 }, 10*time.Second, time.Millisecond)
+	require.False(t, l.Acquire(ctx, 7, time.Minute), "queue full")
+	for range 4 {
+		l.Release(7)
+		require.True(t, <-got)
+	}
+	busy, waiting := l.InFlight(7)
+	require.Equal(t, 1, busy)
+	require.Zero(t, waiting)
+	l.Release(7)
+	l.Release(8)
+	busy, _ = l.InFlight(7)
+	require.Zero(t, busy)
+}
