@@ -26,6 +26,10 @@ type catTable struct {
 	cols    map[string]tenant.ColumnType
 	colList []string // declared order
 	bytea   []string // bytea column names (see wireExpr)
+	// deleteSpreads: deleting a row of this table can change rows of other
+	// tables (a foreign key with ON DELETE CASCADE, SET NULL or SET
+	// DEFAULT references it), so one push may touch a key twice.
+	deleteSpreads bool
 }
 
 // keyCast is the SQL cast that turns key text into the key column's type.
@@ -93,6 +97,16 @@ func catalogFor(s *tenant.Schema) *catalog {
 		c.tables = append(c.tables, ct)
 		c.byName[t.Name] = ct
 	}
+	for _, t := range s.Tables() {
+		for _, fk := range t.ForeignKeys {
+			if ref, ok := c.byName[fk.References]; ok {
+				switch fk.OnDelete {
+				case tenant.FKCascade, tenant.FKSetNull, tenant.FKSetDefault:
+					ref.deleteSpreads = true
+				}
+			}
+		}
+	}
 	if catalogCacheSize.Add(1) > catalogCacheMax {
 		catalogCache.Clear()
 		catalogCacheSize.Store(1)
@@ -106,7 +120,7 @@ func catalogFor(s *tenant.Schema) *catalog {
 // many sessions went. The row tables have no foreign key to their sessions,
 // so every session delete must go through here.
 func deleteSessionsSQL(schema, kind, where string) string {
-	sess, rows, id := ident(schema, "_sync_push_session"), ident(schema, "_sync_push_row"), "push_id"
+	sess, rows, id := ident(schema, "_sync_push_session"), ident(schema, "_sync_push_run"), "push_id"
 	if kind == "snapshot" {
 		sess, rows, id = ident(schema, "_sync_snapshot_session"), ident(schema, "_sync_snapshot_row"), "snapshot_id"
 	}

@@ -60,6 +60,14 @@ type bundleSpec struct {
 	seed     bool   // a seed push: the scope becomes INITIALIZED
 	tenant   *tenant.Tenant
 	limits   tenant.Limits // quotas checked before the bundle is written
+	// distinctKeys: the caller knows every key was changed at most once
+	// (a push without duplicate targets whose deletes cannot spread), so
+	// there is nothing to collapse.
+	distinctKeys bool
+	// newKeys: every captured key is known to have no row state yet (a
+	// push of inserts with base version 0 that passed the conflict check),
+	// so row state is inserted without an upsert probe.
+	newKeys bool
 }
 
 // collapseSQL collapses the bundle rows the capture triggers appended
@@ -94,6 +102,11 @@ SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM %[1]s WHERE user_id = $1
 ON CONFLICT (user_id, table_name, key_text)
 DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted`
 
+// newRowStateSQL is rowStateSQL for keys known to have no row state.
+const newRowStateSQL = `
+INSERT INTO %[2]s (user_id, table_name, key_text, row_version, deleted)
+SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2`
+
 // finishBundle seals a bound transaction whose business-table writes are
 // done: it collapses the captured effects into bundle latest+1, writes the
 // bundle, row state, source state, scope head and retention, and deletes the
@@ -102,13 +115,21 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	seq := sp.scope.Latest + 1
 	rowsTbl := ident(sp.schema, "_sync_bundle_row")
 	b := &pgx.Batch{}
-	b.Queue(fmt.Sprintf(collapseSQL, rowsTbl), sp.user, seq)
-	b.Queue(fmt.Sprintf(rowStateSQL, rowsTbl, ident(sp.schema, "_sync_row_state")), sp.user, seq)
+	if !sp.distinctKeys {
+		b.Queue(fmt.Sprintf(collapseSQL, rowsTbl), sp.user, seq)
+	}
+	stateSQL := rowStateSQL
+	if sp.newKeys && sp.distinctKeys {
+		stateSQL = newRowStateSQL
+	}
+	b.Queue(fmt.Sprintf(stateSQL, rowsTbl, ident(sp.schema, "_sync_row_state")), sp.user, seq)
 	b.Queue(`SELECT table_name, key_text, op, payload FROM `+rowsTbl+` WHERE user_id = $1 AND bundle_seq = $2 ORDER BY row_ordinal`, sp.user, seq)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+	if !sp.distinctKeys {
+		if _, err := br.Exec(); err != nil {
+			return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
+		}
 	}
 	if _, err := br.Exec(); err != nil {
 		return BundleResult{}, fmt.Errorf("record row state: %w", err)

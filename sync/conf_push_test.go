@@ -111,7 +111,7 @@ func TestConf25ChunkSize(t *testing.T) {
 	}
 	c.chunk(pid, 0, big...).expect(t, 400, "push_chunk_invalid")
 	c.chunk(pid, 0, userRow(newUUID(), "a"), userRow(newUUID(), "b"), userRow(newUUID(), "c")).expect(t, 400, "push_chunk_invalid")
-	require.EqualValues(t, 0, e.count("_sync_push_row"))
+	require.EqualValues(t, 0, e.count("_sync_push_run"))
 	// A bad chunk for a missing session is a 400, not a 404.
 	c.chunk(newUUID(), 0).expect(t, 400, "push_chunk_invalid")
 }
@@ -316,7 +316,7 @@ func TestConf35DeleteSession(t *testing.T) {
 	c.do("DELETE", "/sync/push-sessions/"+pid, nil).expect(t, 204, "")
 	c.do("DELETE", "/sync/push-sessions/"+pid, nil).expect(t, 404, "push_session_not_found")
 	c.chunk(pid, 1, userRow(newUUID(), "a")).expect(t, 404, "push_session_not_found")
-	require.EqualValues(t, 0, e.count("_sync_push_row"))
+	require.EqualValues(t, 0, e.count("_sync_push_run"))
 }
 
 // Values PostgreSQL cannot store are the chunk's fault: 400, never 500.

@@ -38,7 +38,7 @@ type pushChunkWire struct {
 	Rows            []pushRowWire `json:"rows"`
 }
 
-// stagedRow is a validated push row ready for _sync_push_row.
+// stagedRow is a validated push row, staged in a _sync_push_run.
 type stagedRow struct {
 	Table   string
 	KeyText string

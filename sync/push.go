@@ -314,17 +314,9 @@ func (h *Handler) uploadChunk(c *gin.Context) error {
 		if start+int64(len(rows)) > ps.Planned {
 			return apiErr(http.StatusBadRequest, "push_chunk_invalid", "chunk exceeds planned_row_count")
 		}
-		src := make([][]any, len(rows))
-		for i, row := range rows {
-			var payload any
-			if row.Payload != nil {
-				payload = row.Payload
-			}
-			src[i] = []any{id, start + int64(i), row.Table, row.KeyText, row.Op, row.Base, row.Cols, payload}
-		}
-		if _, err := tx.CopyFrom(c, pgx.Identifier{r.schema, "_sync_push_row"},
-			[]string{"push_id", "row_ordinal", "table_name", "key_text", "op", "base_row_version", "cols", "payload"},
-			pgx.CopyFromRows(src)); err != nil {
+		if _, err := tx.CopyFrom(c, pgx.Identifier{r.schema, "_sync_push_run"},
+			[]string{"push_id", "first_ordinal", "row_count", "table_name", "op", "cols", "keys", "bases", "payloads"},
+			pgx.CopyFromRows(stageRuns(id, start, rows))); err != nil {
 			// A value PostgreSQL cannot store (NUL characters, invalid
 			// UTF-8) is the chunk's fault, not the server's.
 			var pe *pgconn.PgError
@@ -353,6 +345,49 @@ func (h *Handler) uploadChunk(c *gin.Context) error {
 	noteIn(c, len(rows), len(body))
 	c.JSON(http.StatusOK, chunkResponse{PushID: id, NextExpectedRowOrdinal: next})
 	return nil
+}
+
+// stageRuns groups a chunk's rows (ordinals start, start+1, ...) into
+// _sync_push_run records: one per run of consecutive rows with the same
+// table, op and column set, with the run's keys, base versions and
+// after-images as arrays.
+func stageRuns(pushID string, start int64, rows []stagedRow) [][]any {
+	var out [][]any
+	for i := 0; i < len(rows); {
+		first := rows[i]
+		j := i + 1
+		for j < len(rows) && rows[j].Table == first.Table && rows[j].Op == first.Op && rows[j].Cols == first.Cols {
+			j++
+		}
+		keys := make([]string, 0, j-i)
+		bases := make([]int64, 0, j-i)
+		var payloads []byte
+		if first.Op != opDelete {
+			size := 2
+			for _, row := range rows[i:j] {
+				size += len(row.Payload) + 1
+			}
+			payloads = make([]byte, 0, size)
+			payloads = append(payloads, '[')
+		}
+		for k, row := range rows[i:j] {
+			keys = append(keys, row.KeyText)
+			bases = append(bases, row.Base)
+			if payloads != nil {
+				if k > 0 {
+					payloads = append(payloads, ',')
+				}
+				payloads = append(payloads, row.Payload...)
+			}
+		}
+		var p any
+		if payloads != nil {
+			p = append(payloads, ']')
+		}
+		out = append(out, []any{pushID, start + int64(i), int32(j - i), first.Table, first.Op, first.Cols, keys, bases, p})
+		i = j
+	}
+	return out
 }
 
 // deletePushSession abandons an uncommitted session (protocol 7.6).

@@ -12,39 +12,42 @@ import (
 	"github.com/syncplane/syncplane/web/server"
 )
 
-// applyGroup is a run of consecutive staged rows with the same table, op
-// and column set, applied with one set-based statement.
+// applyGroup is a list of consecutive staged runs (_sync_push_run) with the
+// same table, op and column set, applied with one set-based statement.
+// Runs split only at chunk boundaries, so a group is usually one run, or a
+// few for a push of one table in several chunks.
 type applyGroup struct {
 	Table  string
 	Op     string
 	Cols   string
-	Lo, Hi int64
+	Firsts []int64 // first_ordinal of each run
+	Fresh  bool    // every row has base_row_version 0
 }
 
-const groupsSQL = `
-SELECT table_name, op, cols, min(row_ordinal), max(row_ordinal) FROM (
-    SELECT table_name, op, cols, row_ordinal,
-           row_ordinal - row_number() OVER (PARTITION BY table_name, op, cols ORDER BY row_ordinal) AS grp
-    FROM %s WHERE push_id = $1
-) g GROUP BY table_name, op, cols, grp ORDER BY min(row_ordinal)`
+const runsSQL = `SELECT first_ordinal, row_count, table_name, op, cols, 0 = ALL (bases) FROM %s WHERE push_id = $1 ORDER BY first_ordinal`
+
+// dupSQL finds a target row staged twice (protocol 7.5 step 2).
+const dupSQL = `SELECT r.table_name, k.key_text FROM %s r CROSS JOIN LATERAL unnest(r.keys) AS k(key_text)
+WHERE r.push_id = $1 GROUP BY r.table_name, k.key_text HAVING count(*) > 1 LIMIT 1`
 
 // conflictSQL finds the first staged row, in ordinal order, that fails the
 // optimistic-concurrency rules of protocol 8.2.
 const conflictSQL = `
-SELECT p.table_name, p.key_text, p.op, p.base_row_version, coalesce(s.row_version, 0), coalesce(s.deleted, false)
-FROM %[1]s p
+SELECT r.table_name, x.key_text, r.op, x.base, coalesce(s.row_version, 0), coalesce(s.deleted, false)
+FROM %[1]s r
+CROSS JOIN LATERAL unnest(r.keys, r.bases) WITH ORDINALITY AS x(key_text, base, i)
 LEFT JOIN LATERAL (
     -- One primary-key probe per staged row whatever the statistics say
     -- (OFFSET 0 keeps the planner from flattening this into a join that
     -- stale estimates can turn quadratic).
     SELECT s.row_version, s.deleted FROM %[2]s s
-    WHERE s.user_id = $2 AND s.table_name = p.table_name AND s.key_text = p.key_text OFFSET 0
+    WHERE s.user_id = $2 AND s.table_name = r.table_name AND s.key_text = x.key_text OFFSET 0
 ) s ON true
-WHERE p.push_id = $1 AND NOT coalesce(CASE
-    WHEN p.op = 'INSERT' THEN (s.row_version IS NULL AND p.base_row_version = 0) OR (s.deleted AND p.base_row_version = s.row_version)
-    ELSE s.row_version IS NOT NULL AND NOT s.deleted AND p.base_row_version = s.row_version
+WHERE r.push_id = $1 AND NOT coalesce(CASE
+    WHEN r.op = 'INSERT' THEN (s.row_version IS NULL AND x.base = 0) OR (s.deleted AND x.base = s.row_version)
+    ELSE s.row_version IS NOT NULL AND NOT s.deleted AND x.base = s.row_version
 END, false)
-ORDER BY p.row_ordinal LIMIT 1`
+ORDER BY r.first_ordinal, x.i LIMIT 1`
 
 // commitPushSession applies a staged push as one bundle (protocol 7.5).
 func (h *Handler) commitPushSession(c *gin.Context) error {
@@ -65,18 +68,17 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		// Staged-set checks, source state, the first conflict and the apply
 		// groups: one round trip, evaluated in the protocol's order.
 		b := &pgx.Batch{}
-		b.Queue(`SELECT count(*), coalesce(max(row_ordinal), -1) FROM `+r.t("_sync_push_row")+` WHERE push_id = $1`, id)
-		b.Queue(`SELECT table_name, key_text FROM `+r.t("_sync_push_row")+` WHERE push_id = $1
-			GROUP BY table_name, key_text HAVING count(*) > 1 LIMIT 1`, id)
+		runsTbl := r.t("_sync_push_run")
+		b.Queue(fmt.Sprintf(runsSQL, runsTbl), id)
+		b.Queue(fmt.Sprintf(dupSQL, runsTbl), id)
 		b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, ps.Source)
-		b.Queue(fmt.Sprintf(conflictSQL, r.t("_sync_push_row"), r.t("_sync_row_state")), id, r.user)
-		b.Queue(fmt.Sprintf(groupsSQL, r.t("_sync_push_row")), id)
+		b.Queue(fmt.Sprintf(conflictSQL, runsTbl, r.t("_sync_row_state")), id, r.user)
 		br := tx.SendBatch(c, b)
 		defer br.Close()
 
-		var count, maxOrd int64
-		if err := br.QueryRow().Scan(&count, &maxOrd); err != nil {
-			return fmt.Errorf("count staged rows: %w", err)
+		groups, count, maxOrd, err := scanRuns(br)
+		if err != nil {
+			return err
 		}
 		var dupTable, dupKey string
 		dupErr := br.QueryRow().Scan(&dupTable, &dupKey)
@@ -91,10 +93,6 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		cfErr := br.QueryRow().Scan(&cf.Table, &cf.Key, &cf.Op, &cf.Base, &cf.ServerVersion, &cf.Deleted)
 		if cfErr != nil && !errors.Is(cfErr, pgx.ErrNoRows) {
 			return fmt.Errorf("check conflicts: %w", cfErr)
-		}
-		groups, err := scanGroups(br)
-		if err != nil {
-			return err
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("read staged push: %w", err)
@@ -126,7 +124,8 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,
 			scope: s, cat: r.cat, retained: int64(r.scope.Tenant.RetainedBundles), pushID: id, seed: ps.InitID != "",
-			tenant: r.scope.Tenant, limits: r.scope.Limits})
+			tenant: r.scope.Tenant, limits: r.scope.Limits, distinctKeys: !deletesSpread(r.cat, groups),
+			newKeys: onlyNewRows(groups)})
 		if errors.Is(err, errNoEffects) {
 			return apiErr(http.StatusBadRequest, "push_commit_invalid", "push session produced no captured business-table effects")
 		}
@@ -141,21 +140,60 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 	return nil
 }
 
-func scanGroups(br pgx.BatchResults) ([]applyGroup, error) {
+// deletesSpread reports whether a delete of the push may change rows beyond
+// the staged ones (a cascading or nulling foreign key), so that captured
+// effects may repeat a key and need collapsing (8.3).
+func deletesSpread(cat *catalog, groups []applyGroup) bool {
+	for _, g := range groups {
+		if t, ok := cat.byName[g.Table]; ok && g.Op == opDelete && t.deleteSpreads {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyNewRows reports whether the push only inserts rows with base version
+// 0. Once the conflict check has passed, none of their keys has a row state
+// (8.2), and the push cannot touch other keys.
+func onlyNewRows(groups []applyGroup) bool {
+	for _, g := range groups {
+		if g.Op != opInsert || !g.Fresh {
+			return false
+		}
+	}
+	return true
+}
+
+// scanRuns reads the session's runs in ordinal order and merges them into
+// apply groups; it also returns the staged row count and the last ordinal.
+func scanRuns(br pgx.BatchResults) (groups []applyGroup, count, maxOrd int64, err error) {
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("read apply groups: %w", err)
+		return nil, 0, 0, fmt.Errorf("read staged runs: %w", err)
 	}
 	defer rows.Close()
-	var groups []applyGroup
+	maxOrd = -1
 	for rows.Next() {
-		var g applyGroup
-		if err := rows.Scan(&g.Table, &g.Op, &g.Cols, &g.Lo, &g.Hi); err != nil {
-			return nil, fmt.Errorf("read apply groups: %w", err)
+		var first int64
+		var n int32
+		var table, op, cols string
+		var fresh bool
+		if err := rows.Scan(&first, &n, &table, &op, &cols, &fresh); err != nil {
+			return nil, 0, 0, fmt.Errorf("read staged runs: %w", err)
 		}
-		groups = append(groups, g)
+		count += int64(n)
+		maxOrd = first + int64(n) - 1
+		if k := len(groups) - 1; k >= 0 && groups[k].Table == table && groups[k].Op == op && groups[k].Cols == cols {
+			groups[k].Firsts = append(groups[k].Firsts, first)
+			groups[k].Fresh = groups[k].Fresh && fresh
+			continue
+		}
+		groups = append(groups, applyGroup{Table: table, Op: op, Cols: cols, Firsts: []int64{first}, Fresh: fresh})
 	}
-	return groups, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, fmt.Errorf("read staged runs: %w", err)
+	}
+	return groups, count, maxOrd, nil
 }
 
 // applyGroups writes the staged rows to the business tables in ordinal
@@ -164,7 +202,14 @@ func scanGroups(br pgx.BatchResults) ([]applyGroup, error) {
 func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []applyGroup, first func(*pgx.Batch)) error {
 	b := &pgx.Batch{}
 	first(b)
-	rowsTbl := r.t("_sync_push_row")
+	runsTbl := r.t("_sync_push_run")
+	// The group's after-images in ordinal order, one row each, as records of
+	// the business table (e.v is the payload, e.n its place in the run).
+	images := func(tbl string) string {
+		return ` FROM ` + runsTbl + ` r CROSS JOIN LATERAL jsonb_array_elements(r.payloads) WITH ORDINALITY AS e(v, n)
+			CROSS JOIN LATERAL jsonb_populate_record(NULL::` + tbl + `, e.v) x
+			WHERE r.push_id = $1 AND r.first_ordinal = ANY ($2)`
+	}
 	for _, g := range groups {
 		t, ok := r.cat.byName[g.Table]
 		if !ok {
@@ -172,6 +217,10 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []a
 		}
 		tbl := r.t(t.name)
 		key := col(t.keyCol)
+		// The group's keys, to pin the scan of the business table to
+		// primary-key probes.
+		keys := `ARRAY(SELECT k.key_text` + t.keyCast() + ` FROM ` + runsTbl + ` q CROSS JOIN LATERAL unnest(q.keys) AS k(key_text)
+			WHERE q.push_id = $1 AND q.first_ordinal = ANY ($2))`
 		switch g.Op {
 		case opInsert, opUpdate:
 			var names []string
@@ -187,25 +236,19 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []a
 					sel[i] = "x." + n
 				}
 				b.Queue(`INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`) SELECT `+strings.Join(sel, ", ")+
-					` FROM `+rowsTbl+` p CROSS JOIN LATERAL jsonb_populate_record(NULL::`+tbl+`, p.payload) x
-					WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3 ORDER BY p.row_ordinal`, pushID, g.Lo, g.Hi)
+					images(tbl)+` ORDER BY r.first_ordinal, e.n`, pushID, g.Firsts)
 			} else {
 				set := make([]string, len(names))
 				for i, n := range names {
 					set[i] = n + " = x." + n
 				}
-				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+
-					` FROM `+rowsTbl+` p CROSS JOIN LATERAL jsonb_populate_record(NULL::`+tbl+`, p.payload) x
-					WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3 AND t._sync_scope_id = $4 AND t.`+key+` = x.`+key+
-					// The key list pins the scan of t to primary-key probes.
-					` AND t.`+key+` = ANY (ARRAY(SELECT q.key_text`+t.keyCast()+` FROM `+rowsTbl+` q
-						WHERE q.push_id = $1 AND q.row_ordinal BETWEEN $2 AND $3))`,
-					pushID, g.Lo, g.Hi, r.user)
+				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+images(tbl)+
+					` AND t._sync_scope_id = $3 AND t.`+key+` = x.`+key+` AND t.`+key+` = ANY (`+keys+`)`,
+					pushID, g.Firsts, r.user)
 			}
 		case opDelete:
-			b.Queue(`DELETE FROM `+tbl+` AS t WHERE t._sync_scope_id = $4 AND t.`+key+` = ANY (ARRAY(SELECT p.key_text`+t.keyCast()+
-				` FROM `+rowsTbl+` p WHERE p.push_id = $1 AND p.row_ordinal BETWEEN $2 AND $3))`,
-				pushID, g.Lo, g.Hi, r.user)
+			b.Queue(`DELETE FROM `+tbl+` AS t WHERE t._sync_scope_id = $3 AND t.`+key+` = ANY (`+keys+`)`,
+				pushID, g.Firsts, r.user)
 		}
 	}
 	return tx.SendBatch(c, b).Close()

@@ -54,7 +54,7 @@ func TestSweeper(t *testing.T) {
 		require.NoError(t, err)
 		return p >= 1
 	})
-	require.EqualValues(t, 0, e.count("_sync_push_row"))
+	require.EqualValues(t, 0, e.count("_sync_push_run"))
 	require.EqualValues(t, 0, e.count("_sync_snapshot_row"))
 	c.do("GET", "/sync/snapshot-sessions/"+sid, nil).expect(t, 404, "snapshot_session_not_found")
 	c.chunk(pid, 1, userRow(newUUID(), "y")).expect(t, 404, "push_session_not_found")
