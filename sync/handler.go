@@ -122,6 +122,11 @@ func NewHandler(cfg Config) *Handler {
 	return &Handler{cfg: cfg, hubs: map[*pgxpool.Pool]*hub{}, life: life, stop: stop}
 }
 
+// StreamRoutes are the routes Register mounts that hold their request open
+// for minutes while mostly idle (the watch stream); the gateway does not
+// count them towards a tenant's requests in flight.
+var StreamRoutes = []string{"/sync/watch"}
+
 // Register mounts the protocol routes: the operational /syncx endpoints on
 // public and every /sync endpoint on authed (which must resolve the tenant
 // and verify the end user before these handlers run).

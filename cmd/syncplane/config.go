@@ -37,6 +37,8 @@ var settings = []setting{
 	{"SYNCPLANE_USAGE_RETENTION_DAYS", "usage-retention-days", "400", "days of hourly usage kept for billing and charts"},
 	{"SYNCPLANE_CLUSTERS", "clusters", "", "extra tenant placements as name=postgres-url pairs separated by spaces"},
 	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
+	{"SYNCPLANE_TENANT_MAX_IN_FLIGHT", "tenant-max-in-flight", "auto", "requests one tenant may have in progress per replica, watch streams excepted: a number, 0 for no cap, or auto (half of the pool's connections)"},
+	{"SYNCPLANE_TENANT_QUEUE_WAIT", "tenant-queue-wait", "250ms", "longest a request over its tenant's rate limit or in-flight cap waits for its turn before it is refused with 429 (0: at once)"},
 	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
 	{"SYNCPLANE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "25s", "how long a stopping server drains in-flight requests"},
 	{"SYNCPLANE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
@@ -63,6 +65,8 @@ type config struct {
 	CookieSecure       string // true | false | auto
 	UsageRetentionDays int
 	DBMaxConns         int32
+	TenantMaxInFlight  int // 0: no cap
+	TenantQueueWait    time.Duration
 	CacheTTL           time.Duration
 	ShutdownTimeout    time.Duration
 	LogLevel           string
@@ -127,6 +131,18 @@ func (v flagValues) config() (config, error) {
 		return c, fmt.Errorf("SYNCPLANE_DB_MAX_CONNS: want an integer >= 2, got %q", *v["SYNCPLANE_DB_MAX_CONNS"])
 	}
 	c.DBMaxConns = int32(n)
+	switch v := *v["SYNCPLANE_TENANT_MAX_IN_FLIGHT"]; v {
+	case "auto":
+		// Half the pool: one tenant can never hold every connection.
+		c.TenantMaxInFlight = max(int(c.DBMaxConns)/2, 1)
+	default:
+		if c.TenantMaxInFlight, err = strconv.Atoi(v); err != nil || c.TenantMaxInFlight < 0 {
+			return c, fmt.Errorf("SYNCPLANE_TENANT_MAX_IN_FLIGHT: want auto, 0 or a positive integer, got %q", v)
+		}
+	}
+	if c.TenantQueueWait, err = time.ParseDuration(*v["SYNCPLANE_TENANT_QUEUE_WAIT"]); err != nil || c.TenantQueueWait < 0 || c.TenantQueueWait > 10*time.Second {
+		return c, fmt.Errorf("SYNCPLANE_TENANT_QUEUE_WAIT: want a duration from 0 to 10s such as 250ms, got %q", *v["SYNCPLANE_TENANT_QUEUE_WAIT"])
+	}
 	if c.CacheTTL, err = parsePositiveDuration("SYNCPLANE_CACHE_TTL", *v["SYNCPLANE_CACHE_TTL"]); err != nil {
 		return c, err
 	}

@@ -24,6 +24,10 @@ func TestRateLimitAcrossTwoServerProcesses(t *testing.T) {
 	rps, b := limit, int64(burst)
 	require.NoError(t, store.SetQuota(context.Background(), tt.ID, "", tenant.QuotaOverride{RequestsPerSecond: &rps, RequestBurst: &b},
 		store.Plans(), tenanttest.Actor))
+	// Requests over the rate wait up to the queue wait for their token; at
+	// 20 ms (one token at each replica's 50/s) the flood below overflows
+	// it, so both the paced and the refused path run.
+	t.Setenv("SYNCPLANE_TENANT_QUEUE_WAIT", "20ms")
 	s1, s2 := startServe(t, freeAddr(t)), startServe(t, freeAddr(t))
 
 	const window = 5 * time.Second

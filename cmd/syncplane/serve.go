@@ -121,7 +121,11 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		defer a.wg.Done()
 		a.sampleUsage(bg)
 	}()
-	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Usage: a.meter, Log: log}
+	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Usage: a.meter, Log: log,
+		QueueWait: cfg.TenantQueueWait, StreamRoutes: syncx.StreamRoutes, Metrics: a.metrics.HTTP}
+	if cfg.TenantMaxInFlight > 0 {
+		gw.InFlight = server.NewInFlightLimiter(cfg.TenantMaxInFlight)
+	}
 	if cfg.JWKSAllowPrivate {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())
 	}

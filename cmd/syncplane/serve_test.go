@@ -138,6 +138,17 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 	require.Equal(t, ":7001", cfg.HTTPAddr, "flag wins")
 	require.Equal(t, "debug", cfg.LogLevel, "environment applies")
 	require.True(t, cfg.AutoMigrate)
+	require.Equal(t, 10, cfg.TenantMaxInFlight, "auto: half of the default pool of 20")
+	require.Equal(t, 250*time.Millisecond, cfg.TenantQueueWait)
+
+	// The in-flight cap follows the pool, or is set, or is off.
+	for in, want := range map[[2]string]int{{"40", "auto"}: 20, {"2", "auto"}: 1, {"20", "3"}: 3, {"20", "0"}: 0} {
+		cfg, err := bindSettings(newFlagSet(), func(k string) string {
+			return map[string]string{"SYNCPLANE_DB_MAX_CONNS": in[0], "SYNCPLANE_TENANT_MAX_IN_FLIGHT": in[1]}[k]
+		}).config()
+		require.NoError(t, err)
+		require.Equal(t, want, cfg.TenantMaxInFlight, "%v", in)
+	}
 
 	// Console settings honour their flags too.
 	fs = newFlagSet()
@@ -152,6 +163,10 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 		{"SYNCPLANE_AUTO_MIGRATE": "maybe"},
 		{"SYNCPLANE_DB_MAX_CONNS": "1"},
 		{"SYNCPLANE_CACHE_TTL": "-1s"},
+		{"SYNCPLANE_TENANT_MAX_IN_FLIGHT": "half"},
+		{"SYNCPLANE_TENANT_MAX_IN_FLIGHT": "-1"},
+		{"SYNCPLANE_TENANT_QUEUE_WAIT": "-1ms"},
+		{"SYNCPLANE_TENANT_QUEUE_WAIT": "1h"},
 		{"SYNCPLANE_LOG_LEVEL": "loud"},
 		{"SYNCPLANE_CLUSTERS": "nodsn"},
 		{"SYNCPLANE_SIGNUP": "maybe"},
