@@ -11,6 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncplane/syncplane/tenant"
 )
 
 // notifyChannel is the one PostgreSQL channel per cluster carrying commit
@@ -79,7 +81,10 @@ type hub struct {
 	done     chan struct{}
 }
 
+// hubFor returns the hub of pool's cluster: requests of one cluster run on
+// several request shards (tenant.ClusterPool), which share one hub.
 func (h *Handler) hubFor(pool *pgxpool.Pool) *hub {
+	pool = tenant.ClusterPool(pool)
 	h.hubsMu.Lock()
 	defer h.hubsMu.Unlock()
 	hb, ok := h.hubs[pool]

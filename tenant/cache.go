@@ -25,7 +25,9 @@ type Runtime struct {
 	// Schema is the current table definition; nil until one is applied.
 	Schema        *Schema
 	SchemaVersion int
-	// Pool reaches the cluster holding the tenant's schema.
+	// Pool reaches the cluster holding the tenant's schema. In a runtime
+	// from ResolveKey or ResolveSlug it is the request's shard of that
+	// cluster (Clusters.RequestPool).
 	Pool *pgxpool.Pool
 	// Limits are the tenant's effective quotas (plan plus overrides).
 	Limits Limits
@@ -122,6 +124,9 @@ func (c *Cache) ResolveKey(ctx context.Context, key string) (*Runtime, KeyRecord
 	c.mu.Lock()
 	c.used[e.rec.ID] = now
 	c.mu.Unlock()
+	if rt, err = c.forRequest(ctx, rt); err != nil {
+		return nil, KeyRecord{}, err
+	}
 	return rt, e.rec, nil
 }
 
@@ -131,7 +136,27 @@ func (c *Cache) ResolveSlug(ctx context.Context, slug string) (*Runtime, error) 
 	if err != nil {
 		return nil, err
 	}
-	return c.TenantRuntime(ctx, t.ID)
+	rt, err := c.TenantRuntime(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return c.forRequest(ctx, rt)
+}
+
+// forRequest returns a copy of rt whose Pool is the request shard chosen
+// for one request (Clusters.RequestPool); ResolveKey and ResolveSlug are
+// called once per request with the request's context.
+func (c *Cache) forRequest(ctx context.Context, rt *Runtime) (*Runtime, error) {
+	pool, err := c.store.clusters.RequestPool(ctx, rt.Tenant.Placement, rt.Tenant.ID)
+	if err != nil {
+		return nil, err
+	}
+	if pool == rt.Pool {
+		return rt, nil
+	}
+	cp := *rt
+	cp.Pool = pool
+	return &cp, nil
 }
 
 // TenantRuntime returns the cached runtime of a tenant, loading it on a miss.

@@ -15,19 +15,32 @@ const DefaultPlacement = "default"
 // Clusters holds one connection pool per PostgreSQL cluster that hosts
 // tenant schemas, chosen by a tenant's placement. Nothing else may assume a
 // tenant schema lives in the control-plane database.
+//
+// Sync requests use a cluster's request shards instead (see RequestPool and
+// requestShards): as many connections again as the cluster's pool, split
+// so that each tenant's requests keep to a few warm connections. The
+// cluster's pool serves everything else (provisioning, migrations, the
+// control plane, background work).
 type Clusters struct {
-	mu    sync.RWMutex
-	pools map[string]*pgxpool.Pool
-	owned map[string]bool
+	mu     sync.RWMutex
+	pools  map[string]*pgxpool.Pool
+	owned  map[string]bool
+	shards map[string]*requestShards // nil entry: too small to split
 }
 
 // NewClusters returns a registry whose "default" placement is the
-// control-plane pool (not owned: Close leaves it open).
+// control-plane pool (not owned: Close leaves it open). Its request shards
+// are opened here (they connect lazily) and closed by Close.
 func NewClusters(control *pgxpool.Pool) *Clusters {
-	return &Clusters{
-		pools: map[string]*pgxpool.Pool{DefaultPlacement: control},
-		owned: map[string]bool{},
+	c := &Clusters{
+		pools:  map[string]*pgxpool.Pool{DefaultPlacement: control},
+		owned:  map[string]bool{},
+		shards: map[string]*requestShards{},
 	}
+	// Shards copy a configuration that already opened a pool, so opening
+	// them cannot fail; without shards requests use the pool itself.
+	c.shards[DefaultPlacement], _ = newRequestShards(control, control.Config())
+	return c
 }
 
 // Add opens a pool for another placement from its connection string.
@@ -40,13 +53,22 @@ func (c *Clusters) Add(ctx context.Context, placement, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("open placement %s: %w", placement, err)
 	}
+	shards, err := newRequestShards(pool, cfg)
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("open placement %s: %w", placement, err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.pools[placement]; ok && c.owned[placement] {
 		old.Close()
 	}
+	if old := c.shards[placement]; old != nil {
+		old.close()
+	}
 	c.pools[placement] = pool
 	c.owned[placement] = true
+	c.shards[placement] = shards
 	return nil
 }
 
@@ -59,6 +81,21 @@ func (c *Clusters) Pool(placement string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("placement %q has no configured cluster", placement)
 	}
 	return p, nil
+}
+
+// RequestPool returns the pool one sync request of a tenant should use: a
+// request shard of the placement's cluster, preferring the tenant's home
+// shard (see requestShards). The request counts against its shard until
+// ctx ends, so ctx must be the request's own context. Without shards it is
+// the placement's pool.
+func (c *Clusters) RequestPool(ctx context.Context, placement string, tenantID int64) (*pgxpool.Pool, error) {
+	c.mu.RLock()
+	s := c.shards[placement]
+	c.mu.RUnlock()
+	if s == nil {
+		return c.Pool(placement)
+	}
+	return s.acquire(ctx, tenantID), nil
 }
 
 // Placements lists the configured placements, sorted.
@@ -101,5 +138,11 @@ func (c *Clusters) Close() {
 		if c.owned[name] {
 			p.Close()
 		}
+	}
+	for name, s := range c.shards {
+		if s != nil {
+			s.close()
+		}
+		delete(c.shards, name)
 	}
 }

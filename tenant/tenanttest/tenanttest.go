@@ -68,7 +68,9 @@ func PoolFor(t testing.TB, dbURL string) *pgxpool.Pool {
 func Store(t testing.TB) *tenant.Store {
 	t.Helper()
 	pool := Pool(t)
-	return tenant.NewStore(pool, tenant.NewClusters(pool))
+	clusters := tenant.NewClusters(pool)
+	t.Cleanup(clusters.Close) // its request shards; before the pool closes
+	return tenant.NewStore(pool, clusters)
 }
 
 // RandomSlug returns a fresh, valid tenant slug with the given prefix.
