@@ -179,15 +179,20 @@ fi
 if want noisy; then
 	NOISY_RPS=100
 	echo "$NOISY_RPS" >"$OUT/noisy_rps.txt"
-	log "noisy neighbour: tenant B alone, then with tenant A flooding at $NOISY_RPS requests/s"
+	log "noisy neighbour: tenant B alone, and with tenant A pressing at $NOISY_RPS requests/s (harsh flood, reference-like client)"
 	loadavg noisy
 	start_server --no-migrate
 	lg --database-url "$DB" --tenants 1 --noisy --noisy-rps "$NOISY_RPS" --setup-only --write-tenants "$OUT/tenants_noisy.json"
+	# Each repetition runs B alone between the two floods it is compared
+	# with: the harsh one (20 devices retrying every 429 after 20 ms) and the
+	# reference-like one (backing off 100 ms-1 s, honouring Retry-After).
 	for i in $(seq 1 "$REPS"); do
-		lg --tenants-file "$OUT/tenants_noisy.json" --mode http --devices 10 --op-interval 50ms --push-ratio 0.5 \
-			--duration "${SECS}s" --json "$OUT/noisy_base_$i.json"
 		lg --tenants-file "$OUT/tenants_noisy.json" --noisy --noisy-devices 20 --noisy-backoff 20ms --mode http --devices 10 \
 			--op-interval 50ms --push-ratio 0.5 --duration "${SECS}s" --json "$OUT/noisy_flood_$i.json"
+		lg --tenants-file "$OUT/tenants_noisy.json" --mode http --devices 10 --op-interval 50ms --push-ratio 0.5 \
+			--duration "${SECS}s" --json "$OUT/noisy_base_$i.json"
+		lg --tenants-file "$OUT/tenants_noisy.json" --noisy --noisy-devices 20 --mode http --devices 10 \
+			--op-interval 50ms --push-ratio 0.5 --duration "${SECS}s" --json "$OUT/noisy_ref_$i.json"
 	done
 	stop_server
 fi
