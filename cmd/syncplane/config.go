@@ -37,7 +37,7 @@ var settings = []setting{
 	{"SYNCPLANE_USAGE_RETENTION_DAYS", "usage-retention-days", "400", "days of hourly usage kept for billing and charts"},
 	{"SYNCPLANE_CLUSTERS", "clusters", "", "extra tenant placements as name=postgres-url pairs separated by spaces"},
 	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
-	{"SYNCPLANE_TENANT_MAX_IN_FLIGHT", "tenant-max-in-flight", "auto", "requests one tenant may have in progress per replica, watch streams excepted: a number, 0 for no cap, or auto (half of the pool's connections)"},
+	{"SYNCPLANE_TENANT_MAX_IN_FLIGHT", "tenant-max-in-flight", "auto", "requests one tenant may have in progress per replica once the replica has as many as its pool has connections, watch streams excepted: a number, 0 for no cap, or auto (half of the pool)"},
 	{"SYNCPLANE_TENANT_QUEUE_WAIT", "tenant-queue-wait", "250ms", "longest a request over its tenant's rate limit or in-flight cap waits for its turn before it is refused with 429 (0: at once)"},
 	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
 	{"SYNCPLANE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "25s", "how long a stopping server drains in-flight requests"},

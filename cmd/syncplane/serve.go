@@ -124,7 +124,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Usage: a.meter, Log: log,
 		QueueWait: cfg.TenantQueueWait, StreamRoutes: syncx.StreamRoutes, Metrics: a.metrics.HTTP}
 	if cfg.TenantMaxInFlight > 0 {
-		gw.InFlight = server.NewInFlightLimiter(cfg.TenantMaxInFlight)
+		gw.InFlight = server.NewInFlightLimiter(cfg.TenantMaxInFlight, int(cfg.DBMaxConns))
 	}
 	if cfg.JWKSAllowPrivate {
 		gw.VerifierOptions = append(gw.VerifierOptions, server.WithPrivateNetworkJWKS())

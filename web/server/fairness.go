@@ -11,24 +11,29 @@ import (
 )
 
 // InFlightLimiter caps how many requests one tenant has in progress on this
-// replica, so that a tenant at its rate limit cannot hold every connection
-// of the database pool (or every core) while other tenants queue behind it.
-// The rate limiter bounds how many requests a tenant starts per second, this
-// bounds how many run at once; both are needed because one admitted request
-// may cost far more than another.
+// replica while the replica is busy, so that a tenant at its rate limit
+// cannot hold every connection of the database pool (or every core) while
+// other tenants queue behind it. The rate limiter bounds how many requests
+// a tenant starts per second, this bounds how many run at once; both are
+// needed because one admitted request may cost far more than another.
 //
-// A request over the cap waits in a per-tenant FIFO queue for a slot to free
-// up; the queue is at most queueFactor × max long and a request waits at
-// most the time given to Acquire. Slots are handed over directly to the
-// oldest waiter, so a tenant's queue cannot be overtaken by its own newer
-// requests. Tenants never wait for each other here.
+// The cap is work-conserving: a tenant under its cap (max) is admitted at
+// once, and one over it is admitted too while fewer than shared requests
+// (the pool size) are in progress on the replica in all, so a tenant alone
+// on a replica may still use the whole pool. Otherwise the request waits in
+// its tenant's FIFO queue; freed capacity goes first to tenants under their
+// cap, then to the others. A request that waited the time given to Acquire
+// is refused if any other tenant has requests in progress or waiting (it
+// would otherwise crowd them out); a tenant alone keeps waiting, as it
+// would have for a pool connection. Tenants under their cap never wait.
 //
 // The cap is per replica, as is the pool it protects; the cross-replica
 // aggregate is the rate limiter's job.
 type InFlightLimiter struct {
-	max int
+	max, shared int
 
 	mu      sync.Mutex
+	total   int // requests in progress, all tenants
 	tenants map[int64]*tenantSlots
 }
 
@@ -37,21 +42,19 @@ type tenantSlots struct {
 	waiters []chan struct{} // oldest first; closed when handed a slot
 }
 
-// queueFactor bounds a tenant's waiting requests to a multiple of its cap.
-const queueFactor = 4
-
 // NewInFlightLimiter returns a limiter allowing n requests in progress per
-// tenant (at least 1).
-func NewInFlightLimiter(n int) *InFlightLimiter {
-	return &InFlightLimiter{max: max(n, 1), tenants: map[int64]*tenantSlots{}}
+// tenant (at least 1) once shared requests are in progress in all.
+func NewInFlightLimiter(n, shared int) *InFlightLimiter {
+	n = max(n, 1)
+	return &InFlightLimiter{max: n, shared: max(shared, n), tenants: map[int64]*tenantSlots{}}
 }
 
 // Max is the per-tenant cap.
 func (l *InFlightLimiter) Max() int { return l.max }
 
-// Acquire takes one of the tenant's slots, waiting up to wait for one. It
-// returns false when the queue is full, the wait ran out or ctx ended; after
-// true the caller must Release exactly once.
+// Acquire takes a slot for the tenant, waiting when it is over its cap and
+// the replica is busy (see InFlightLimiter). It returns false when it was
+// refused or ctx ended; after true the caller must Release exactly once.
 func (l *InFlightLimiter) Acquire(ctx context.Context, tenantID int64, wait time.Duration) bool {
 	l.mu.Lock()
 	s := l.tenants[tenantID]
@@ -59,12 +62,14 @@ func (l *InFlightLimiter) Acquire(ctx context.Context, tenantID int64, wait time
 		s = &tenantSlots{}
 		l.tenants[tenantID] = s
 	}
-	if s.busy < l.max {
+	if len(s.waiters) == 0 && (s.busy < l.max || l.total < l.shared) {
 		s.busy++
+		l.total++
 		l.mu.Unlock()
 		return true
 	}
-	if wait <= 0 || len(s.waiters) >= queueFactor*l.max {
+	if wait <= 0 && l.othersActive(tenantID) {
+		l.drop(tenantID, s)
 		l.mu.Unlock()
 		return false
 	}
@@ -72,18 +77,31 @@ func (l *InFlightLimiter) Acquire(ctx context.Context, tenantID int64, wait time
 	s.waiters = append(s.waiters, ch)
 	l.mu.Unlock()
 
-	t := time.NewTimer(wait)
+	t := time.NewTimer(max(wait, 10*time.Millisecond))
 	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-t.C:
+			l.mu.Lock()
+			alone := !l.othersActive(tenantID)
+			l.mu.Unlock()
+			if alone {
+				// Nobody to crowd out: wait on, as for a pool connection,
+				// and look again later.
+				t.Reset(max(wait, 10*time.Millisecond))
+				continue
+			}
+		case <-ctx.Done():
+		}
+		break
 	}
 	l.mu.Lock()
 	for i, w := range s.waiters {
 		if w == ch {
 			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			l.drop(tenantID, s)
 			l.mu.Unlock()
 			return false
 		}
@@ -94,23 +112,54 @@ func (l *InFlightLimiter) Acquire(ctx context.Context, tenantID int64, wait time
 	return false
 }
 
-// Release returns a slot taken by Acquire, handing it to the oldest waiter.
+// othersActive reports whether a tenant other than id has requests in
+// progress or waiting. Caller holds l.mu.
+func (l *InFlightLimiter) othersActive(id int64) bool {
+	for tid := range l.tenants {
+		if tid != id {
+			return true // entries are deleted once idle
+		}
+	}
+	return false
+}
+
+// drop forgets an idle tenant. Caller holds l.mu.
+func (l *InFlightLimiter) drop(id int64, s *tenantSlots) {
+	if s.busy <= 0 && len(s.waiters) == 0 {
+		delete(l.tenants, id)
+	}
+}
+
+// Release returns a slot taken by Acquire and hands freed capacity to
+// waiting requests: first of tenants under their cap, then, while the
+// replica has room, of the others (in no particular order among tenants,
+// oldest first within one).
 func (l *InFlightLimiter) Release(tenantID int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.tenants[tenantID]
-	if s == nil {
-		return
+	if s := l.tenants[tenantID]; s != nil {
+		s.busy--
+		l.total--
+		l.drop(tenantID, s)
 	}
-	if len(s.waiters) > 0 {
-		close(s.waiters[0])
-		s.waiters[0] = nil
-		s.waiters = s.waiters[1:]
-		return
-	}
-	s.busy--
-	if s.busy <= 0 {
-		delete(l.tenants, tenantID)
+	for {
+		var next *tenantSlots
+		for _, s := range l.tenants {
+			if len(s.waiters) > 0 && (s.busy < l.max || (next == nil && l.total < l.shared)) {
+				next = s
+				if s.busy < l.max {
+					break
+				}
+			}
+		}
+		if next == nil {
+			return
+		}
+		close(next.waiters[0])
+		next.waiters[0] = nil
+		next.waiters = next.waiters[1:]
+		next.busy++
+		l.total++
 	}
 }
 

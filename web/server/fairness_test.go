@@ -35,7 +35,8 @@ func newFairGateway(t *testing.T, store *tenant.Store, maxInFlight int, wait tim
 	done := make(chan struct{})
 	go func() { defer close(done); cache.Run(ctx, time.Hour) }()
 	<-cache.Listening()
-	fg := &fairGateway{inflight: server.NewInFlightLimiter(maxInFlight), entered: make(chan string, 16), release: make(chan struct{})}
+	// No room to borrow beyond the cap: shared = the cap.
+	fg := &fairGateway{inflight: server.NewInFlightLimiter(maxInFlight, maxInFlight), entered: make(chan string, 16), release: make(chan struct{})}
 	gw := server.NewGateway(server.GatewayOptions{Resolver: cache,
 		Limiter:  server.NewRateLimiter(store, "test", time.Hour, nil),
 		InFlight: fg.inflight, QueueWait: wait, StreamRoutes: []string{"/sync/stream"}})
@@ -131,34 +132,42 @@ func TestGatewayInFlightCap(t *testing.T) {
 	a, b := fairTenant(t, store), fairTenant(t, store)
 	fg := newFairGateway(t, store, 2, 0)
 
-	// Tenant A takes both of its slots.
+	// Tenant B has a request in progress; tenant A takes both of its slots.
+	heldB := fg.get(context.Background(), t, b, "/sync/hold", "b1")
+	require.Equal(t, "b1", <-fg.entered)
 	first, second := fg.get(context.Background(), t, a, "/sync/hold", "a1"), fg.get(context.Background(), t, a, "/sync/hold", "a2")
 	<-fg.entered
 	<-fg.entered
 
-	// The third is refused before any handler runs: nothing is written.
+	// A's third is refused before any handler runs: nothing is written.
 	requireRefused(t, fg.do(t, a, "/sync/hold", "a3"), "requests_in_flight")
 	require.Zero(t, writesOf(t, a, "a3"))
 
 	// A capped tenant does not hold up another.
-	held := fg.get(context.Background(), t, b, "/sync/hold", "b1")
-	require.Equal(t, "b1", <-fg.entered)
+	require.Equal(t, http.StatusOK, fg.do(t, b, "/sync/quick", "b2").status)
 	fg.release <- struct{}{}
 	fg.release <- struct{}{}
 	fg.release <- struct{}{}
-	for _, ch := range []<-chan fairResp{first, second, held} {
+	for _, ch := range []<-chan fairResp{first, second, heldB} {
 		require.Equal(t, http.StatusOK, (<-ch).status)
 	}
+	requireIdle(t, fg, a)
+	requireIdle(t, fg, b)
 
-	// Watch-like streams take no slot.
+	// Watch-like streams take no slot: with two of A's open (and B busy,
+	// so a request over the cap would be refused at once), A still gets in.
+	heldB = fg.get(context.Background(), t, b, "/sync/hold", "b3")
+	require.Equal(t, "b3", <-fg.entered)
 	s1, s2 := fg.get(context.Background(), t, a, "/sync/stream", "s1"), fg.get(context.Background(), t, a, "/sync/stream", "s2")
 	<-fg.entered
 	<-fg.entered
 	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "a4").status)
 	fg.release <- struct{}{}
 	fg.release <- struct{}{}
-	require.Equal(t, http.StatusOK, (<-s1).status)
-	require.Equal(t, http.StatusOK, (<-s2).status)
+	fg.release <- struct{}{}
+	for _, ch := range []<-chan fairResp{s1, s2, heldB} {
+		require.Equal(t, http.StatusOK, (<-ch).status)
+	}
 	requireIdle(t, fg, a)
 }
 
@@ -198,6 +207,7 @@ func TestGatewayInFlightReleasedOnPanicAndDisconnect(t *testing.T) {
 	for range 3 {
 		require.Equal(t, http.StatusInternalServerError, fg.do(t, a, "/sync/panic", "u").status)
 	}
+	requireIdle(t, fg, a)
 	require.Equal(t, http.StatusOK, fg.do(t, a, "/sync/quick", "u").status, "a panicking handler gave its slot back")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -245,29 +255,37 @@ func TestGatewayRateLimitWaitsThenRefuses(t *testing.T) {
 	}
 }
 
-func TestInFlightLimiterQueueBound(t *testing.T) {
-	l := server.NewInFlightLimiter(1)
+func TestInFlightLimiterWorkConserving(t *testing.T) {
+	l := server.NewInFlightLimiter(1, 2) // one per tenant, two in all
 	ctx := context.Background()
 	require.True(t, l.Acquire(ctx, 7, 0))
-	require.False(t, l.Acquire(ctx, 7, 0), "over the cap with no wait")
-	require.True(t, l.Acquire(ctx, 8, 0), "tenants are capped apart")
+	require.True(t, l.Acquire(ctx, 7, 0), "over its cap, but the replica has room")
+	require.True(t, l.Acquire(ctx, 8, 0), "a tenant under its cap always gets in")
+	require.False(t, l.Acquire(ctx, 7, 0), "over its cap, replica full, another tenant active")
 
-	// Four waiters (4 × the cap) queue; the fifth is refused at once.
-	got := make(chan bool, 4)
-	for range 4 {
-		go func() { got <- l.Acquire(ctx, 7, time.Minute) }()
-	}
-	require.Eventually(t, func() bool { _, w := l.InFlight(7); return w == 4 }, 10*time.Second, time.Millisecond)
-	require.False(t, l.Acquire(ctx, 7, time.Minute), "queue full")
-	for range 4 {
-		l.Release(7)
-		require.True(t, <-got)
-	}
-	busy, waiting := l.InFlight(7)
-	require.Equal(t, 1, busy)
-	require.Zero(t, waiting)
+	// A waiting request gets capacity as it frees, in order.
+	got := make(chan bool, 1)
+	go func() { got <- l.Acquire(ctx, 7, time.Minute) }()
+	require.Eventually(t, func() bool { _, w := l.InFlight(7); return w == 1 }, 10*time.Second, time.Millisecond)
+	l.Release(8) // two in all remain: no room yet
+	_, w := l.InFlight(7)
+	require.Equal(t, 1, w)
 	l.Release(7)
-	l.Release(8)
-	busy, _ = l.InFlight(7)
+	require.True(t, <-got)
+	busy, w := l.InFlight(7)
+	require.Equal(t, 2, busy)
+	require.Zero(t, w)
+
+	// Alone, a tenant over its cap is not refused when its wait runs out:
+	// there is nobody to protect, so it waits as for a pool connection.
+	go func() { got <- l.Acquire(ctx, 7, time.Millisecond) }()
+	require.Eventually(t, func() bool { _, w := l.InFlight(7); return w == 1 }, 10*time.Second, time.Millisecond)
+	time.Sleep(30 * time.Millisecond) // past its wait
+	l.Release(7)
+	require.True(t, <-got)
+	l.Release(7)
+	l.Release(7)
+	busy, w = l.InFlight(7)
 	require.Zero(t, busy)
+	require.Zero(t, w)
 }
