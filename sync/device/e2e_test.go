@@ -177,7 +177,7 @@ func newTenant(t *testing.T, retained ...int) *e2eTenant {
 // newTenantWith creates a tenant with the given table definition; setup
 // statements (control plane, $1 = the slug) run before the server first
 // loads the tenant.
-func newTenantWith(t *testing.T, tables string, setup ...string) *e2eTenant {
+func newTenantWith(t testing.TB, tables string, setup ...string) *e2eTenant {
 	t.Helper()
 	e2e.once.Do(func() { e2e.skip = startServer() })
 	if e2e.skip != "" {
@@ -1154,7 +1154,7 @@ func TestE2EWatchDisabledPolls(t *testing.T) {
 
 // sqlControl runs a statement on the control plane before the server
 // loads the tenant.
-func (e *e2eTenant) sqlControl(t *testing.T, query string, args ...any) {
+func (e *e2eTenant) sqlControl(t testing.TB, query string, args ...any) {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), e2e.dbURL)
 	if err != nil {
