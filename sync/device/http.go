@@ -126,7 +126,8 @@ type request struct {
 }
 
 // send performs one request without retrying and decodes a 200 JSON answer
-// into out (if non-nil). A 204 is success too.
+// into out (if non-nil; a *[]byte receives the body as it is). A 204 is
+// success too.
 func (c *Client) send(ctx context.Context, r request, out any) error {
 	resp, err := c.open(ctx, r)
 	if err != nil {
@@ -146,6 +147,10 @@ func (c *Client) send(ctx context.Context, r request, out any) error {
 		return ae
 	}
 	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok { // the caller decodes
+		*raw = data
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

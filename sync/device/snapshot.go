@@ -1,14 +1,21 @@
 package device
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/syncplane/syncplane/tenant"
 )
 
 // createSnapshot opens a snapshot session (7.10); rep == nil is a
@@ -50,33 +57,30 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 				return err
 			}
 		}
-		tx.noDirty, tx.noRowState = true, true // a snapshot names each key once
 		// Chunks are fetched one ahead of the one being applied, so the
 		// server's work and the local writes overlap.
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		chunks := c.fetchSnapshot(fctx, sourceID, s)
 		var total int64
+		ins := newSnapshotWriter(tx)
 		for fc := range chunks {
 			if fc.err != nil {
 				return fc.err
 			}
 			for i := range fc.rows {
-				r := &fc.rows[i]
-				if r.RowVersion <= 0 || r.RowVersion > s.SnapshotBundleSeq {
-					return fmt.Errorf("device: snapshot row version %d outside 1..%d", r.RowVersion, s.SnapshotBundleSeq)
-				}
-				r.Op = ""
-				if err := c.applyServerRow(ctx, tx, r); err != nil {
+				if err := ins.add(ctx, &fc.rows[i]); err != nil {
 					return err
 				}
 			}
 			total += int64(len(fc.rows))
 		}
+		if err := ins.flush(ctx); err != nil {
+			return err
+		}
 		if total != s.RowCount {
 			return fmt.Errorf("device: snapshot had %d rows, row_count says %d", total, s.RowCount)
 		}
-		tx.noDirty, tx.noRowState = false, false
 		if err := reapplyIntent(ctx, tx, intent); err != nil {
 			return err
 		}
@@ -169,14 +173,25 @@ func (c *Client) rotate(ctx context.Context, reason, replacedBy string) error {
 }
 
 type fetchedChunk struct {
-	rows []wireRow
+	rows []snapRow
 	err  error
 }
 
+// snapRow is a snapshot row checked and decoded for applying: err is the
+// error applyServerRow would have reported for it (the rows before it are
+// applied first).
+type snapRow struct {
+	t       *tenant.Table
+	key     string
+	vals    []any
+	version int64
+	err     error
+}
+
 // fetchSnapshot reads a snapshot session's chunks in order (7.11:
-// after_row_ordinal from 0, max_rows 1000, then each next_row_ordinal) on its
-// own goroutine, checking each page; the channel ends after the last chunk or
-// the first error.
+// after_row_ordinal from 0, max_rows 5000, then each next_row_ordinal) on its
+// own goroutine, checking each page and decoding its rows; the channel ends
+// after the last chunk or the first error.
 func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotSession) <-chan fetchedChunk {
 	out := make(chan fetchedChunk, 1)
 	go func() {
@@ -190,11 +205,19 @@ func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotS
 			}
 		}
 		path := "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID)
+		dec := newSnapshotDecoder(c, s.SnapshotBundleSeq)
 		var after int64
 		for {
 			var ch snapshotChunk
-			q := url.Values{"after_row_ordinal": {strconv.FormatInt(after, 10)}, "max_rows": {"1000"}}
-			err := c.call(ctx, request{method: http.MethodGet, path: path, query: q, sourceID: sourceID}, &ch)
+			q := url.Values{"after_row_ordinal": {strconv.FormatInt(after, 10)}, "max_rows": {strconv.Itoa(snapshotPageRows)}}
+			r := request{method: http.MethodGet, path: path, query: q, sourceID: sourceID}
+			err := withRetry(ctx, func() error {
+				var data []byte
+				if err := c.send(ctx, r, &data); err != nil {
+					return err
+				}
+				return decodeChunk(r, data, &ch)
+			})
 			switch {
 			case err != nil:
 			case ch.SnapshotID != s.SnapshotID || ch.SnapshotBundleSeq != s.SnapshotBundleSeq:
@@ -208,11 +231,244 @@ func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotS
 				send(fetchedChunk{err: err})
 				return
 			}
-			if !send(fetchedChunk{rows: ch.Rows}) || !ch.HasMore {
+			rows := make([]snapRow, 0, len(ch.Rows))
+			for i := range ch.Rows {
+				sr := dec.row(&ch.Rows[i])
+				rows = append(rows, sr)
+				if sr.err != nil {
+					break
+				}
+			}
+			if !send(fetchedChunk{rows: rows}) || !ch.HasMore || rows[len(rows)-1].err != nil {
 				return
 			}
 			after = ch.NextRowOrdinal
 		}
 	}()
 	return out
+}
+
+// snapshotPageRows is max_rows per snapshot page: the protocol's cap.
+const snapshotPageRows = 5000
+
+// decodeChunk decodes a snapshot page, through the fast path when the page
+// has the usual shape.
+func decodeChunk(r request, data []byte, ch *snapshotChunk) error {
+	if fast, ok := decodeChunkFast(data); ok {
+		*ch = fast
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(ch); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", r.method, r.path, err)
+	}
+	return nil
+}
+
+// snapshotDecoder turns served snapshot rows into snapRows.
+type snapshotDecoder struct {
+	c       *Client
+	maxSeq  int64
+	columns map[*tenant.Table]map[string]int
+}
+
+func newSnapshotDecoder(c *Client, maxSeq int64) *snapshotDecoder {
+	d := &snapshotDecoder{c: c, maxSeq: maxSeq, columns: map[*tenant.Table]map[string]int{}}
+	for _, t := range c.tables {
+		m := make(map[string]int, len(t.Columns))
+		for i, col := range t.Columns {
+			m[col.Name] = i
+		}
+		d.columns[t] = m
+	}
+	return d
+}
+
+// row checks and decodes one snapshot row as applyServerRow does for a
+// snapshot row (op "") in a transaction without dirty keys or row state.
+func (d *snapshotDecoder) row(r *wireRow) snapRow {
+	if r.RowVersion <= 0 || r.RowVersion > d.maxSeq {
+		return snapRow{err: fmt.Errorf("device: snapshot row version %d outside 1..%d", r.RowVersion, d.maxSeq)}
+	}
+	c := d.c
+	var t *tenant.Table
+	var key string
+	if r.Schema == c.cfg.WireSchema {
+		t = c.byName[r.Table]
+	}
+	ok := false
+	if t != nil {
+		key, ok = parseKeyFast(t, r.Key)
+	}
+	if !ok {
+		var err error
+		if t, key, err = c.checkRowTarget(r); err != nil {
+			return snapRow{err: err}
+		}
+	}
+	if isNullJSON(r.Payload) {
+		return snapRow{err: fmt.Errorf("server row %s %s %q has no payload", "", t.Name, key)}
+	}
+	vals, ok := decodePayloadFast(t, r.Payload, d.columns[t])
+	if !ok {
+		var err error
+		if vals, err = decodePayload(t, r.Payload); err != nil {
+			return snapRow{err: err}
+		}
+	}
+	if k, _ := vals[keyIndex(t)].(string); k != key {
+		return snapRow{err: fmt.Errorf("server row %s %q: payload key %q differs from row key", t.Name, key, k)}
+	}
+	return snapRow{t: t, key: key, vals: vals, version: r.RowVersion}
+}
+
+// snapshotWriter writes snapshot rows with multi-row INSERTs: consecutive
+// rows of one table are batched, each batch becomes one upsert into the
+// table and one into _sync_row_state, in row order.
+type snapshotWriter struct {
+	tx      *txn
+	t       *tenant.Table
+	pending []*snapRow
+	queries map[snapshotQueryKey]string
+}
+
+type snapshotQueryKey struct {
+	t     *tenant.Table
+	n     int
+	state bool
+}
+
+// snapshotBatchRows is the most rows one INSERT writes (also bounded by
+// SQLite's 32,766 variables).
+const snapshotBatchRows = 256
+
+func newSnapshotWriter(tx *txn) *snapshotWriter {
+	return &snapshotWriter{tx: tx, queries: map[snapshotQueryKey]string{}}
+}
+
+// add queues a row; a row with an error is reported once the rows before it
+// are written.
+func (w *snapshotWriter) add(ctx context.Context, r *snapRow) error {
+	if r.err != nil {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		return r.err
+	}
+	if r.t != w.t {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		w.t = r.t
+	}
+	w.pending = append(w.pending, r)
+	if len(w.pending) >= w.batchRows(r.t) {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *snapshotWriter) batchRows(t *tenant.Table) int {
+	return max(1, min(snapshotBatchRows, 32766/len(t.Columns)))
+}
+
+// flush writes every queued row.
+func (w *snapshotWriter) flush(ctx context.Context) error {
+	for rows := w.pending; len(rows) > 0; {
+		n := w.batchRows(w.t)
+		if len(rows) < n { // a power of two, so few statements are prepared
+			n = 1
+			for n*2 <= len(rows) {
+				n *= 2
+			}
+		}
+		if err := w.write(ctx, rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	w.pending = w.pending[:0]
+	return nil
+}
+
+func (w *snapshotWriter) write(ctx context.Context, rows []*snapRow) error {
+	t := w.t
+	args := make([]any, 0, len(rows)*len(t.Columns))
+	for _, r := range rows {
+		args = append(args, r.vals...)
+	}
+	if _, err := w.tx.ExecContext(ctx, w.query(t, len(rows), false), args...); err != nil {
+		var se *sqlite.Error
+		if len(rows) == 1 || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CONSTRAINT {
+			return fmt.Errorf("apply %s %q: %w", t.Name, rows[0].key, err)
+		}
+		// A constraint failure undid only this statement: write the rows
+		// one by one for the error of the row that failed.
+		for _, r := range rows {
+			if err := upsertLocal(ctx, w.tx, t, r.vals); err != nil {
+				return fmt.Errorf("apply %s %q: %w", t.Name, r.key, err)
+			}
+			if err := setRowState(ctx, w.tx, t.Name, r.key, r.version, false); err != nil {
+				return err
+			}
+		}
+		return err
+	}
+	args = args[:0]
+	for _, r := range rows {
+		args = append(args, r.key, r.version)
+	}
+	_, err := w.tx.ExecContext(ctx, w.query(t, len(rows), true), args...)
+	return err
+}
+
+// query returns the n-row upsert into t (like upsertLocal) or, for state,
+// into _sync_row_state (like setRowState, not deleted).
+func (w *snapshotWriter) query(t *tenant.Table, n int, state bool) string {
+	k := snapshotQueryKey{t, n, state}
+	if q, ok := w.queries[k]; ok {
+		return q
+	}
+	var b strings.Builder
+	if state {
+		b.WriteString("INSERT INTO _sync_row_state (tbl, key, row_version, deleted) VALUES ")
+		row := "(" + ql(t.Name) + ", ?, ?, 0)"
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+		}
+		b.WriteString(" ON CONFLICT (tbl, key) DO UPDATE SET row_version = excluded.row_version, deleted = excluded.deleted")
+	} else {
+		cols := make([]string, len(t.Columns))
+		marks := make([]string, len(t.Columns))
+		var sets []string
+		for i, c := range t.Columns {
+			cols[i], marks[i] = qi(c.Name), "?"
+			if c.Name != t.Key.Name {
+				sets = append(sets, qi(c.Name)+" = excluded."+qi(c.Name))
+			}
+		}
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", qi(t.Name), strings.Join(cols, ", "))
+		row := "(" + strings.Join(marks, ", ") + ")"
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+		}
+		// A snapshot names each key once; the upsert keeps the outcome of
+		// upsertLocal if a key came twice.
+		b.WriteString(" ON CONFLICT (" + qi(t.Key.Name) + ") ")
+		if len(sets) > 0 {
+			b.WriteString("DO UPDATE SET " + strings.Join(sets, ", "))
+		} else {
+			b.WriteString("DO NOTHING")
+		}
+	}
+	q := b.String()
+	w.queries[k] = q
+	return q
 }

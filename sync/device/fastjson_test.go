@@ -1,0 +1,128 @@
+package device
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/syncplane/syncplane/tenant"
+)
+
+var fastPayloads = []string{
+	`{"id" : "00000000-0000-4000-8000-000000000001", "title" : "item 1", "body" : null, "n" : 1, "score" : 0.5, "updated_at" : "2026-03-24T18:02:00Z"}`,
+	`{"id":"00000000-0000-4000-8000-000000000001","title":"caf\u00e9 \"q\"","body":"naïve","n":1.0,"score":1e3,"updated_at":"2026-03-24T18:02:00Z"}`,
+	`{"id":"a","title":"t","body":"b","n":-0,"score":null,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":9223372036854775807,"score":-1.5E-3,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":9223372036854775808,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":true,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":"1","score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":1,"score":1}`,
+	`{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x","extra":1}`,
+	`{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x","id":"b"}`,
+	`{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x",}`,
+	`{"id":"a","title":"t","body":"b","n":01,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t\x01","body":"b","n":1,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b\q","n":1,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":["t"],"body":"b","n":1,"score":1,"updated_at":"x"}`,
+	`{"\u0069d":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":{"x":[1,2,{"y":null}]},"n":1,"score":1,"updated_at":"x"}`,
+	`{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"} x`,
+	`["id"]`, `{}`, `{`, ``, `null`,
+}
+
+func benchItems(t *testing.T) *tenant.Table {
+	tb, ok := testSchemaFrom(t, benchTables).Table("items")
+	if !ok {
+		t.Fatal("no items table")
+	}
+	return tb
+}
+
+// The fast paths either agree with encoding/json or step aside.
+func TestDecodePayloadFastAgrees(t *testing.T) {
+	tb := benchItems(t)
+	index := map[string]int{}
+	for i, c := range tb.Columns {
+		index[c.Name] = i
+	}
+	fast := 0
+	for _, p := range fastPayloads {
+		slow, slowErr := decodePayload(tb, json.RawMessage(p))
+		got, ok := decodePayloadFast(tb, []byte(p), index)
+		if !ok {
+			continue
+		}
+		fast++
+		if slowErr != nil || !reflect.DeepEqual(got, slow) {
+			t.Errorf("%s: fast %#v, encoding/json %#v (%v)", p, got, slow, slowErr)
+		}
+	}
+	if fast < 3 {
+		t.Errorf("only %d payloads took the fast path", fast)
+	}
+}
+
+func TestDecodeChunkFastAgrees(t *testing.T) {
+	row := `{"schema":"app","table":"items","key":{"id" : "a"},"row_version":3,"payload":` + fastPayloads[0] + `}`
+	for i, page := range []string{
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[` + row + `,` + row + `],"next_row_ordinal":2,"has_more":true}`,
+		` {"snapshot_id" : "s", "snapshot_bundle_seq" : 7, "rows" : [ ], "next_row_ordinal" : 0, "has_more" : false} `,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[` + row + `],"next_row_ordinal":1,"has_more":false,"extra":1}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7.5,"rows":[],"next_row_ordinal":0,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[` + row + `,],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","row_version":1,"row_version":2}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":null,"next_row_ordinal":0,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[],"next_row_ordinal":0,"has_more":false}{}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"key":{"id":"a"},"payload":{"id":"a",}}],"next_row_ordinal":0,"has_more":false}`,
+	} {
+		var slow snapshotChunk
+		dec := json.NewDecoder(bytes.NewReader([]byte(page)))
+		dec.UseNumber()
+		slowErr := dec.Decode(&slow)
+		got, ok := decodeChunkFast([]byte(page))
+		if !ok {
+			if i < 2 {
+				t.Errorf("%s: not decoded by the fast path", page)
+			}
+			continue
+		}
+		if i >= 2 {
+			t.Errorf("%s: decoded by the fast path", page)
+		}
+		if slowErr != nil || !reflect.DeepEqual(got, slow) {
+			t.Errorf("%s: fast %+v, encoding/json %+v (%v)", page, got, slow, slowErr)
+		}
+	}
+	tb := benchItems(t)
+	for _, key := range []string{`{"id":"a"}`, `{ "id" : "a" }`, `{"id":"a","x":1}`, `{"x":1,"id":"a"}`, `{"id":1}`, `{"id":"\u0061"}`, `[]`, `{"id":"a"`} {
+		slow, slowErr := parseKey(tb, json.RawMessage(key))
+		got, ok := parseKeyFast(tb, []byte(key))
+		if ok && (slowErr != nil || got != slow) {
+			t.Errorf("key %s: fast %q, encoding/json %q (%v)", key, got, slow, slowErr)
+		}
+	}
+}
+
+func FuzzDecodePayloadFast(f *testing.F) {
+	for _, p := range fastPayloads {
+		f.Add(p)
+	}
+	def, _ := tenant.ParseDefinition([]byte(benchTables))
+	s, _ := tenant.NewSchema(def)
+	tb, _ := s.Table("items")
+	index := map[string]int{}
+	for i, c := range tb.Columns {
+		index[c.Name] = i
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, ok := decodePayloadFast(tb, []byte(p), index)
+		if !ok {
+			return
+		}
+		slow, err := decodePayload(tb, json.RawMessage(p))
+		if err != nil || !reflect.DeepEqual(got, slow) {
+			t.Fatalf("%q: fast %#v, encoding/json %#v (%v)", p, got, slow, err)
+		}
+	})
+}
