@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syncplane/syncplane/tenant"
@@ -133,5 +135,35 @@ func TestTenantsShareShardConnections(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Requests of one cluster run on several request shards; their watch
+// streams and commits must meet in one hub, or a commit on one shard would
+// reach a stream on another only through NOTIFY.
+func TestWatchHubPerCluster(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig("postgres://nobody@127.0.0.1:1/none?sslmode=disable") // never connects
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	cluster, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	clusters := tenant.NewClusters(cluster)
+	t.Cleanup(clusters.Close)
+	h := NewHandler(Config{})
+	t.Cleanup(h.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shards := map[*pgxpool.Pool]bool{}
+	for id := int64(1); id <= 4; id++ {
+		p, err := clusters.RequestPool(ctx, tenant.DefaultPlacement, id)
+		require.NoError(t, err)
+		shards[p] = true
+	}
+	require.Len(t, shards, 2, "tenants spread over the cluster's two shards")
+	for p := range shards {
+		require.NotSame(t, cluster, p)
+		require.Same(t, h.hubFor(cluster), h.hubFor(p))
 	}
 }

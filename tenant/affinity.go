@@ -34,6 +34,14 @@ const shardConns = 4
 // tenant therefore spreads over every connection of the cluster, while many
 // tenants that keep every shard busy each stay home.
 //
+// Shard connections plan prepared statements generically at once
+// (plan_cache_mode force_generic_plan, unless the connection string sets
+// it): sync statements are key and range look-ups whose plans do not depend
+// on the values, and a (connection, tenant, statement) triple is executed
+// only a few times a minute with many tenants, so the default's five custom
+// plans before a generic one meant planning on almost every execution
+// (including the SQL in PL/pgSQL capture triggers).
+//
 // Load is counted in requests in flight per shard, from the pick until the
 // request's context ends. Long-lived requests (watch streams) count too,
 // which only makes their shard look busier and moves work elsewhere.
@@ -78,6 +86,9 @@ func newRequestShards(cluster *pgxpool.Pool, base *pgxpool.Config) (*requestShar
 			cfg.MaxConns += base.MaxConns % shardConns
 		}
 		cfg.MinConns, cfg.MinIdleConns = 0, 0
+		if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+			cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		}
 		p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		if err != nil {
 			s.close()

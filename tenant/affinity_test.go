@@ -39,6 +39,9 @@ func TestRequestShardsSplitTheBudget(t *testing.T) {
 		total += p.Config().MaxConns
 	}
 	require.EqualValues(t, 22, total, "the shards hold the cluster's connection budget, no more")
+	for _, p := range s.pools {
+		require.Equal(t, "force_generic_plan", p.Config().ConnConfig.RuntimeParams["plan_cache_mode"])
+	}
 }
 
 func TestRequestShardsSpreadHomes(t *testing.T) {
