@@ -45,7 +45,8 @@ type Cache struct {
 	mu      sync.Mutex
 	keys    map[string]cachedKey // by hex key hash
 	tenants map[int64]cachedRuntime
-	gen     map[int64]uint64 // bumped on invalidation; fills from older generations are dropped
+	loads   map[int64]*runtimeLoad // runtimes being loaded, by tenant
+	gen     map[int64]uint64       // bumped on invalidation; fills from older generations are dropped
 	allGen  uint64
 	keyGen  uint64              // bumped on any invalidation; key fills from older generations are dropped
 	used    map[int64]time.Time // key id → last use, flushed in batches
@@ -72,7 +73,7 @@ const maxCachedKeys = 100_000
 func NewCache(store *Store, ttl time.Duration) *Cache {
 	return &Cache{
 		store: store, ttl: ttl, now: time.Now,
-		keys: map[string]cachedKey{}, tenants: map[int64]cachedRuntime{},
+		keys: map[string]cachedKey{}, tenants: map[int64]cachedRuntime{}, loads: map[int64]*runtimeLoad{},
 		gen: map[int64]uint64{}, used: map[int64]time.Time{},
 		listening: make(chan struct{}),
 	}
@@ -160,25 +161,52 @@ func (c *Cache) forRequest(ctx context.Context, rt *Runtime) (*Runtime, error) {
 }
 
 // TenantRuntime returns the cached runtime of a tenant, loading it on a miss.
+// Concurrent misses of one tenant share one load (requests of a busy tenant
+// all miss together when its entry expires), unless the tenant was
+// invalidated after that load began.
 func (c *Cache) TenantRuntime(ctx context.Context, id int64) (*Runtime, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.tenants[id]
 	gen, all := c.gen[id], c.allGen
-	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
+		c.mu.Unlock()
 		return e.rt, nil
 	}
-	rt, err := c.store.LoadRuntime(ctx, id)
-	if err != nil {
-		return nil, err
+	if l := c.loads[id]; l != nil && l.gen == gen && l.all == all {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.rt, l.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	l := &runtimeLoad{gen: gen, all: all, done: make(chan struct{})}
+	c.loads[id] = l
+	c.mu.Unlock()
+
+	// The load outlives a caller that gives up: others may be waiting.
+	l.rt, l.err = c.store.LoadRuntime(context.WithoutCancel(ctx), id)
 	c.mu.Lock()
-	if c.gen[id] == gen && c.allGen == all {
-		c.tenants[id] = cachedRuntime{rt: rt, expires: now.Add(c.ttl)}
+	if c.loads[id] == l {
+		delete(c.loads, id)
+	}
+	if l.err == nil && c.gen[id] == gen && c.allGen == all {
+		c.tenants[id] = cachedRuntime{rt: l.rt, expires: now.Add(c.ttl)}
 	}
 	c.mu.Unlock()
-	return rt, nil
+	close(l.done)
+	return l.rt, l.err
+}
+
+// runtimeLoad is one tenant's runtime being loaded, for the callers that
+// missed while it runs; rt and err are set before done closes.
+type runtimeLoad struct {
+	gen, all uint64
+	done     chan struct{}
+	rt       *Runtime
+	err      error
 }
 
 // Invalidate drops everything cached about one tenant.
