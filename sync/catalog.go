@@ -115,16 +115,28 @@ func catalogFor(s *tenant.Schema) *catalog {
 	return actual.(*catalog)
 }
 
+// snapshotSharedOnly is the deleteSessionsSQL kind of snapshot sessions in a
+// schema not yet at tenant migration 000006, whose rows are all in the
+// shared table.
+const snapshotSharedOnly = "snapshot_shared_only"
+
 // deleteSessionsSQL deletes the sessions of kind ("push" or "snapshot")
-// matching where, together with their staged or frozen rows, and selects how
-// many sessions went. The row tables have no foreign key to their sessions,
-// so every session delete must go through here.
+// matching where, together with their staged or frozen rows (a snapshot's
+// own rows table is dropped), and selects how many sessions went. The row
+// tables have no foreign key to their sessions, so every session delete must
+// go through here.
 func deleteSessionsSQL(schema, kind, where string) string {
 	sess, rows, id := ident(schema, "_sync_push_session"), ident(schema, "_sync_push_run"), "push_id"
-	if kind == "snapshot" {
+	if kind == "snapshot" || kind == snapshotSharedOnly {
 		sess, rows, id = ident(schema, "_sync_snapshot_session"), ident(schema, "_sync_snapshot_row"), "snapshot_id"
 	}
 	where = strings.ReplaceAll(where, "{sessions}", sess)
+	if kind == "snapshot" {
+		// A large session's rows are a table of its own: dropped, not deleted.
+		return `WITH d AS (DELETE FROM ` + sess + ` WHERE ` + where + ` RETURNING snapshot_id, rows_table),
+		r AS (DELETE FROM ` + rows + ` WHERE snapshot_id IN (SELECT snapshot_id FROM d WHERE rows_table IS NULL))
+		SELECT count(*) FROM d WHERE rows_table IS NULL OR ` + ident(schema, "_sync_drop_snapshot_table") + `(rows_table)`
+	}
 	return `WITH d AS (DELETE FROM ` + sess + ` WHERE ` + where + ` RETURNING ` + id + `),
 		r AS (DELETE FROM ` + rows + ` WHERE ` + id + ` IN (SELECT ` + id + ` FROM d))
 		SELECT count(*) FROM d`

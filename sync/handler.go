@@ -59,6 +59,9 @@ type Config struct {
 	// 403 quota_exceeded (D9) and the limits are advertised in capabilities.
 	MaxRowsPerSnapshot  int64
 	MaxBytesPerSnapshot int64
+	// snapshotOwnTableRows is the live-row count from which a snapshot
+	// session gets its own rows table (default snapshotOwnTableRows).
+	snapshotOwnTableRows int64
 	// WatchAllowed, when set, is the per-user/source watch policy (protocol
 	// 7.1 bundle_change_watch, 7.9 403). Nil allows everyone.
 	WatchAllowed func(scope *server.SyncScope, sourceID string) bool

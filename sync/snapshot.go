@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 type sourceReplacement struct {
@@ -111,7 +113,11 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 		resp.SnapshotID = id
 		resp.SnapshotBundleSeq = s.Latest
 		resp.ExpiresAt = rfc3339(s.Now.Add(h.cfg.SnapshotSessionTTL))
-		if err := freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, &resp); err != nil {
+		ownFrom := h.cfg.snapshotOwnTableRows
+		if ownFrom <= 0 {
+			ownFrom = snapshotOwnTableRows
+		}
+		if err := freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, ownFrom, &resp); err != nil {
 			return err
 		}
 		if m := h.cfg.MaxRowsPerSnapshot; m > 0 && resp.RowCount > m {
@@ -211,44 +217,102 @@ func (h *Handler) rotateSource(c *gin.Context, tx pgx.Tx, r *reqCtx, rot *source
 	return nil
 }
 
-// freezeSnapshot copies every live row of the user, with its row version, into
-// the session in snapshot order (table name, then key bytes), in one
-// statement of tx's consistent snapshot.
-func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeState, ttl time.Duration, resp *snapshotCreateResponse) error {
-	if _, err := tx.Exec(c, `INSERT INTO `+r.t("_sync_snapshot_session")+` (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at)
-		VALUES ($1, $2, $3, 0, 0, now() + $4::interval)`, id, r.user, s.Latest, ttl); err != nil {
+// snapshotOwnTableRows is the default live-row count from which a snapshot
+// session gets a rows table of its own (Config.snapshotOwnTableRows).
+const snapshotOwnTableRows = 20000
+
+// snapshotWorkMem is the sort and hash memory of a large freeze: its join
+// and sort of every live row spill to disk at the default 4 MB.
+const snapshotWorkMem = "64MB"
+
+// snapshotRowsTable is the name of session id's own rows table.
+func snapshotRowsTable(id string) string {
+	return "_sync_snap_" + strings.ReplaceAll(id, "-", "")
+}
+
+// freezeSnapshot copies every live row of the user, with its row version and
+// rendered payload, into the session in snapshot order (table name, then key
+// bytes), in one statement of tx's consistent snapshot.
+//
+// Small snapshots go to the shared _sync_snapshot_row. A user with at least
+// ownFrom live rows gets a table of its own instead, _sync_snap_<id>: filled
+// without an index (which is built once afterwards, from sorted input) and
+// dropped, not deleted row by row, with the session. Both are unlogged (a
+// session is a cache of the live tables); snapshotChunk detects rows lost in
+// a crash against row_count.
+func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeState, ttl time.Duration, ownFrom int64, resp *snapshotCreateResponse) error {
+	var live int64
+	if err := tx.QueryRow(c, `SELECT coalesce((SELECT live_rows FROM `+r.t("_sync_scope")+` WHERE user_id = $1), 0)`, r.user).Scan(&live); err != nil {
+		return fmt.Errorf("read live rows: %w", err)
+	}
+	own := len(r.cat.tables) > 0 && live >= ownFrom
+	var rowsTable *string
+	if own {
+		name := snapshotRowsTable(id)
+		rowsTable = &name
+	}
+	if _, err := tx.Exec(c, `INSERT INTO `+r.t("_sync_snapshot_session")+` (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at, rows_table)
+		VALUES ($1, $2, $3, 0, 0, now() + $4::interval, $5)`, id, r.user, s.Latest, ttl, rowsTable); err != nil {
 		return fmt.Errorf("create snapshot session: %w", err)
 	}
 	if len(r.cat.tables) == 0 {
 		return nil
+	}
+	// Every live row of the user is read: hash joins are right whatever
+	// the statistics say, and nested loops over stale estimates go quadratic.
+	settings := `SET LOCAL enable_nestloop = off`
+	if own {
+		settings += `; SET LOCAL work_mem = '` + snapshotWorkMem + `'`
+	}
+	if _, err := tx.Exec(c, settings); err != nil {
+		return fmt.Errorf("plan snapshot: %w", err)
 	}
 	var parts []string
 	names := make([]string, 0, len(r.cat.tables))
 	for _, t := range r.cat.tables {
 		names = append(names, t.name)
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
-			t.wireExpr("t")+`::text AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $2`)
+			t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
+	}
+	target, cols, idArg := r.t("_sync_snapshot_row")+` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)`, `$2::uuid, `, []any{r.user, id}
+	if own {
+		tbl := r.t(*rowsTable)
+		if _, err := tx.Exec(c, `CREATE UNLOGGED TABLE `+tbl+` (row_ordinal bigint NOT NULL, table_name text NOT NULL,
+			key_text text NOT NULL, row_version bigint NOT NULL, payload text NOT NULL)
+			WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)`); err != nil {
+			return fmt.Errorf("create snapshot rows table: %w", err)
+		}
+		target, cols, idArg = tbl+` (row_ordinal, table_name, key_text, row_version, payload)`, ``, []any{r.user}
 	}
 	q := `WITH ins AS (
-		INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
-		SELECT $1, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
+		INSERT INTO ` + target + `
+		SELECT ` + cols + `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
 		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
 		LEFT JOIN ` + r.t("_sync_row_state") + ` rs
-			ON rs.user_id = $2 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
 		RETURNING octet_length(payload) AS len
-	) SELECT count(*), coalesce(sum(len), 0)::bigint,
-		(SELECT count(*) FROM ` + r.t("_sync_row_state") + ` WHERE user_id = $2 AND NOT deleted AND table_name = ANY($3)) FROM ins`
-	// Every live row of the user is read: hash joins are right whatever
-	// the statistics say, and nested loops over stale estimates go quadratic.
-	if _, err := tx.Exec(c, `SET LOCAL enable_nestloop = off`); err != nil {
-		return fmt.Errorf("plan snapshot: %w", err)
-	}
-	var live int64
-	if err := tx.QueryRow(c, q, id, r.user, names).Scan(&resp.RowCount, &resp.ByteCount, &live); err != nil {
+	) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
+	if err := tx.QueryRow(c, q, idArg...).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
 		return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
 	}
+	// Every frozen row has its own live row state (the join is on the row
+	// state's key), so the counts agree unless a live row state lacks its
+	// row. The scope's live-row counter settles the usual case without a
+	// second pass over the row states; it also counts unregistered tables,
+	// so only a difference needs the exact count.
 	if live != resp.RowCount {
-		return fmt.Errorf("snapshot of user rows disagrees with row state: %d rows, %d live row states", resp.RowCount, live)
+		if err := tx.QueryRow(c, `SELECT count(*) FROM `+r.t("_sync_row_state")+` WHERE user_id = $1 AND NOT deleted AND table_name = ANY($2)`,
+			r.user, names).Scan(&live); err != nil {
+			return fmt.Errorf("count live row states: %w", err)
+		}
+		if live != resp.RowCount {
+			return fmt.Errorf("snapshot of user rows disagrees with row state: %d rows, %d live row states", resp.RowCount, live)
+		}
+	}
+	if own {
+		if _, err := tx.Exec(c, `CREATE UNIQUE INDEX ON `+r.t(*rowsTable)+` (row_ordinal)`); err != nil {
+			return fmt.Errorf("index snapshot rows: %w", err)
+		}
 	}
 	if _, err := tx.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET row_count = $2, byte_count = $3 WHERE snapshot_id = $1`,
 		id, resp.RowCount, resp.ByteCount); err != nil {
@@ -286,16 +350,12 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT user_id, snapshot_bundle_seq, expires_at <= now() FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id)
-	b.Queue(`SELECT table_name, key_text, row_version, payload FROM `+r.t("_sync_snapshot_row")+`
-		WHERE snapshot_id = $1 AND row_ordinal > $2 ORDER BY row_ordinal LIMIT $3`, id, after, maxRows+1)
-	br := r.pool.SendBatch(c, b)
-	defer br.Close()
 	var owner string
-	var seq int64
+	var seq, rowCount int64
 	var expired bool
-	err = br.QueryRow().Scan(&owner, &seq, &expired)
+	var rowsTable *string
+	err = r.pool.QueryRow(c, `SELECT user_id, snapshot_bundle_seq, expires_at <= now(), row_count, rows_table
+		FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id).Scan(&owner, &seq, &expired, &rowCount, &rowsTable)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
@@ -306,50 +366,134 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	case expired:
 		return apiErr(http.StatusGone, "snapshot_session_expired", "snapshot session %s has expired", id)
 	}
-	rows, err := br.Query()
-	if err != nil {
-		return fmt.Errorf("read snapshot rows: %w", err)
-	}
-	w := &jsonWriter{}
+	// Ordinals are dense, so the page is a bounded range and its size is
+	// known: want rows, and has_more follows from row_count.
+	want := max(0, min(maxRows, rowCount-after))
+	w := getPageWriter()
+	defer putPageWriter(w)
 	w.WriteString(`{"snapshot_id":`)
 	w.str(id)
 	w.WriteString(`,"snapshot_bundle_seq":`)
 	w.int(seq)
 	w.WriteString(`,"rows":[`)
 	var n int64
-	hasMore := false
-	for rows.Next() {
-		var table, key string
-		var version int64
-		var payload []byte
-		if err := rows.Scan(&table, &key, &version, &payload); err != nil {
-			rows.Close()
+	if want > 0 {
+		q := `SELECT table_name, key_text, row_version::text, payload FROM ` + r.t("_sync_snapshot_row") + `
+			WHERE snapshot_id = $1 AND row_ordinal > $2 AND row_ordinal <= $2 + $3 ORDER BY row_ordinal`
+		args := []any{id, after, want}
+		if rowsTable != nil {
+			q = `SELECT table_name, key_text, row_version::text, payload FROM ` + r.t(*rowsTable) + `
+				WHERE row_ordinal > $1 AND row_ordinal <= $1 + $2 ORDER BY row_ordinal`
+			args = args[1:]
+		}
+		if n, err = writeSnapshotRows(c, r, w, q, args); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42P01" { // the session's table went with a concurrent delete
+				return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
+			}
 			return fmt.Errorf("read snapshot rows: %w", err)
 		}
-		if n == maxRows {
-			hasMore = true
-			break
-		}
-		if n > 0 {
-			w.WriteByte(',')
-		}
-		w.row(r.wire, r.cat.byName[table], table, key, "", version, payload)
-		n++
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read snapshot rows: %w", err)
+	if n != want {
+		// Unlogged rows are gone after a crash or failover while the session
+		// survived: end the session rather than serve a short snapshot.
+		if _, err := r.pool.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET expires_at = least(expires_at, now())
+			WHERE snapshot_id = $1`, id); err != nil {
+			return fmt.Errorf("expire lost snapshot session: %w", err)
+		}
+		return apiErr(http.StatusGone, "snapshot_session_expired", "snapshot session %s was lost by a server restart; create a new one", id)
 	}
 	w.WriteString(`],"next_row_ordinal":`)
 	w.int(after + n)
 	w.WriteString(`,"has_more":`)
-	w.WriteString(strconv.FormatBool(hasMore))
+	w.WriteString(strconv.FormatBool(after+n < rowCount))
 	w.WriteByte('}')
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("read snapshot rows: %w", err)
-	}
 	writeJSON(c, w)
 	return nil
+}
+
+// writeSnapshotRows runs the page query q (table_name, key_text, row_version
+// and payload, all as text) and writes its rows to w, comma-separated,
+// straight from the wire buffers: a payload is served verbatim and the row
+// object around it is assembled from bytes, with no per-row decoding or
+// allocation.
+func writeSnapshotRows(c *gin.Context, r *reqCtx, w *jsonWriter, q string, args []any) (int64, error) {
+	rows, err := r.pool.Query(c, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	var prevTable []byte
+	var head []byte // {"schema":..,"table":..,"key":{"<key column>": of prevTable
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v) != 4 || v[0] == nil || v[1] == nil || v[2] == nil || v[3] == nil {
+			return n, errors.New("unexpected snapshot row shape")
+		}
+		if head == nil || !bytes.Equal(prevTable, v[0]) {
+			prevTable = append(prevTable[:0], v[0]...)
+			head = snapshotRowHead(head[:0], r, string(v[0]))
+		}
+		if n > 0 {
+			w.WriteByte(',')
+		}
+		w.Write(head)
+		w.Write(appendJSONString(w.AvailableBuffer(), v[1]))
+		w.WriteString(`},"row_version":`)
+		w.Write(v[2])
+		w.WriteString(`,"payload":`)
+		w.Write(v[3])
+		w.WriteByte('}')
+		n++
+	}
+	w.rows += int(n)
+	return n, rows.Err()
+}
+
+// snapshotRowHead appends the constant start of table's snapshot rows.
+func snapshotRowHead(dst []byte, r *reqCtx, table string) []byte {
+	keyCol := "id"
+	if t := r.cat.byName[table]; t != nil {
+		keyCol = t.keyCol
+	}
+	dst = append(dst, `{"schema":`...)
+	dst = appendJSONString(dst, []byte(r.wire))
+	dst = append(dst, `,"table":`...)
+	dst = appendJSONString(dst, []byte(table))
+	dst = append(dst, `,"key":{`...)
+	dst = appendJSONString(dst, []byte(keyCol))
+	return append(dst, ':')
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (keys and names are nearly always plain ASCII: copied as is).
+func appendJSONString(dst, s []byte) []byte {
+	for _, b := range s {
+		if b < 0x20 || b == '"' || b == '\\' || b == '<' || b == '>' || b == '&' || b >= 0x80 {
+			out, _ := json.Marshal(string(s))
+			return append(dst, out...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// pageWriters recycles page buffers: a 5,000-row page is about a megabyte.
+var pageWriters = gosync.Pool{New: func() any { return &jsonWriter{} }}
+
+func getPageWriter() *jsonWriter {
+	w := pageWriters.Get().(*jsonWriter)
+	w.Reset()
+	w.rows = 0
+	return w
+}
+
+func putPageWriter(w *jsonWriter) {
+	if w.Cap() <= 8<<20 {
+		pageWriters.Put(w)
+	}
 }
 
 // deleteSnapshotSession drops a session (protocol 7.12); expired but not yet

@@ -59,23 +59,34 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool) (openPus
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, sweeperLockKey) //nolint:errcheck
 
-	rows, err := conn.Query(ctx, `SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+	// ownTables: the schema is at tenant migration 000006 (snapshot sessions
+	// may own a rows table); a schema not migrated yet is swept the old way.
+	rows, err := conn.Query(ctx, `SELECT n.nspname, EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class s ON s.oid = a.attrelid
+			WHERE s.relnamespace = n.oid AND s.relname = '_sync_snapshot_session' AND a.attname = 'rows_table' AND NOT a.attisdropped)
+		FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
 		WHERE c.relname = '_sync_push_session' AND c.relkind = 'r' AND n.nspname LIKE 't\_%' ORDER BY 1`)
 	if err != nil {
 		return 0, 0, fmt.Errorf("list tenant schemas: %w", err)
 	}
 	var schemas []string
+	ownTables := map[string]bool{}
 	for rows.Next() {
 		var s string
-		if err := rows.Scan(&s); err != nil {
+		var own bool
+		if err := rows.Scan(&s, &own); err != nil {
 			rows.Close()
 			return 0, 0, err
 		}
 		schemas = append(schemas, s)
+		ownTables[s] = own
 	}
 	rows.Close()
 	for _, s := range schemas {
-		for _, kind := range [][2]string{{"push", "push_id"}, {"snapshot", "snapshot_id"}} {
+		snapshotKind := "snapshot"
+		if !ownTables[s] {
+			snapshotKind = snapshotSharedOnly
+		}
+		for _, kind := range [][2]string{{"push", "push_id"}, {snapshotKind, "snapshot_id"}} {
 			// A few bounded rounds per tick; what remains waits for the next.
 			for round := 0; round < 5; round++ {
 				var n int64
