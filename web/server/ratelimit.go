@@ -69,39 +69,15 @@ func NewRateLimiter(ex DemandExchanger, replica string, interval time.Duration, 
 		buckets: map[int64]*tenantBucket{}, last: time.Now()}
 }
 
-// Allow takes one token of the tenant's bucket. limit <= 0 is unlimited.
-// When refused it returns how long until a token is likely available.
-func (r *RateLimiter) Allow(tenantID int64, limit float64, burst int64) (bool, time.Duration) {
-	if limit <= 0 {
-		return true, 0
-	}
-	if burst < 1 {
-		burst = 1
-	}
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := r.bucket(tenantID, limit, burst, now)
-	b.count++
-	b.seen = now
-	res := b.lim.ReserveN(now, 1)
-	if !res.OK() {
-		return false, time.Second
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
-
-// Wait is Allow that may wait: a request over the rate waits for its token
-// when that token is due within maxDelay (the bucket's reservation holds its
-// place, so waiters are admitted in order at the tenant's rate). Otherwise,
-// or when ctx ends first, it is refused and retry says how long until a
-// token is due. A client pressing without pause is thus paced by the server
-// instead of costing a refusal every few milliseconds, and waiting requests
-// are bounded by rate × maxDelay. Waiting happens without r's lock.
+// Wait takes one token of the tenant's bucket; limit <= 0 is unlimited. A
+// request over the rate waits for its token when that token is due within
+// maxDelay (the bucket's reservation holds its place, so waiters are
+// admitted in order at the tenant's rate). Otherwise, or when ctx ends
+// first, it is refused and retry says how long until a token is due. A
+// client pressing without pause is thus paced by the server instead of
+// costing a refusal every few milliseconds, and waiting requests are bounded
+// by rate × maxDelay. Waiting happens without r's lock; maxDelay 0 never
+// waits.
 func (r *RateLimiter) Wait(ctx context.Context, tenantID int64, limit float64, burst int64, maxDelay time.Duration) (ok bool, retry time.Duration) {
 	if limit <= 0 {
 		return true, 0
