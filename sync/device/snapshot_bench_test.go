@@ -88,18 +88,19 @@ func BenchmarkSnapshotHydrate(b *testing.B) {
 	b.Logf("seeded %d rows in %s", n, time.Since(start))
 
 	dir := b.TempDir()
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration // cpu: this process's, the device's
 	var reps int
 	for ; b.Loop(); reps++ {
 		path := filepath.Join(dir, fmt.Sprintf("fresh-%d.db", reps))
 		c := open(path, 0)
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		if err := c.Attach(ctx); err != nil {
 			b.Fatalf("hydrate: %v\n%s", err, serverLog())
 		}
-		d := time.Since(start)
+		d, used := time.Since(start), processCPU()-cpu0
 		elapsed += d
-		b.Logf("hydrated %d rows in %s (%.0f rows/s)", n, d, float64(n)/d.Seconds())
+		cpu += used
+		b.Logf("hydrated %d rows in %s (%.0f rows/s), device CPU %s", n, d, float64(n)/d.Seconds(), used)
 		b.StopTimer()
 		var got int
 		if err := c.DB().QueryRow(`SELECT COUNT(*) FROM items`).Scan(&got); err != nil || got != n {
@@ -112,6 +113,7 @@ func BenchmarkSnapshotHydrate(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(reps)/elapsed.Seconds(), "rows/s")
+	b.ReportMetric(cpu.Seconds()/float64(reps), "cpu-s/op")
 }
 
 // fakeSnapshotServer answers just enough of the protocol for a fresh
@@ -178,7 +180,7 @@ func BenchmarkSnapshotApply(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	tok := func(context.Context) (string, error) { return "t", nil }
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration // cpu: the process's, device and fake server
 	var reps int
 	for ; b.Loop(); reps++ {
 		path := filepath.Join(dir, fmt.Sprintf("fresh-%d.db", reps))
@@ -186,11 +188,12 @@ func BenchmarkSnapshotApply(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		if err := c.Attach(ctx); err != nil {
 			b.Fatal(err)
 		}
 		elapsed += time.Since(start)
+		cpu += processCPU() - cpu0
 		b.StopTimer()
 		var got int
 		if err := c.DB().QueryRow(`SELECT COUNT(*) FROM items`).Scan(&got); err != nil || got != n {
@@ -203,6 +206,7 @@ func BenchmarkSnapshotApply(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(reps)/elapsed.Seconds(), "rows/s")
+	b.ReportMetric(cpu.Seconds()/float64(reps), "cpu-s/op")
 }
 
 func testSchemaFrom(tb testing.TB, tables string) *tenant.Schema {
