@@ -57,6 +57,19 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 				return err
 			}
 		}
+		// A larger page cache while the tables fill keeps SQLite from
+		// spilling and rewriting pages mid-transaction; it is this
+		// connection's setting and is put back before the commit.
+		var cacheSize int64
+		if err := tx.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cacheSize); err != nil {
+			return err
+		}
+		if cacheSize < 0 && cacheSize > -rebuildCacheKiB {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -rebuildCacheKiB)); err != nil {
+				return err
+			}
+			defer tx.Tx.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = %d`, cacheSize))
+		}
 		// Chunks are fetched one ahead of the one being applied, so the
 		// server's work and the local writes overlap.
 		fctx, cancel := context.WithCancel(ctx)
@@ -171,6 +184,10 @@ func (c *Client) rotate(ctx context.Context, reason, replacedBy string) error {
 		return err
 	})
 }
+
+// rebuildCacheKiB is SQLite's page cache during a rebuild (the default is
+// 2,000 KiB).
+const rebuildCacheKiB = 64 << 10
 
 type fetchedChunk struct {
 	rows []snapRow
