@@ -90,4 +90,5 @@ func TestMeteringIsExactAcrossRestarts(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, rows)
 	require.Positive(t, rows[len(rows)-1].StorageBytes)
+	require.Positive(t, rows[len(rows)-1].ActiveDevices, "the device that synced is counted")
 }
