@@ -459,15 +459,7 @@ func (w *snapshotWriter) query(t *tenant.Table, n int, state bool) string {
 		}
 		b.WriteString(" ON CONFLICT (tbl, key) DO UPDATE SET row_version = excluded.row_version, deleted = excluded.deleted")
 	} else {
-		cols := make([]string, len(t.Columns))
-		marks := make([]string, len(t.Columns))
-		var sets []string
-		for i, c := range t.Columns {
-			cols[i], marks[i] = qi(c.Name), "?"
-			if c.Name != t.Key.Name {
-				sets = append(sets, qi(c.Name)+" = excluded."+qi(c.Name))
-			}
-		}
+		cols, marks, sets := upsertColumns(t)
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", qi(t.Name), strings.Join(cols, ", "))
 		row := "(" + strings.Join(marks, ", ") + ")"
 		for i := range n {

@@ -255,18 +255,24 @@ func readLocal(ctx context.Context, q querier, t *tenant.Table, key string) ([]a
 	return vals, true, nil
 }
 
-// upsertLocal writes a full row (INSERT or UPDATE of every column, never a
-// delete-and-insert, so no cascade fires).
-func upsertLocal(ctx context.Context, q querier, t *tenant.Table, vals []any) error {
-	cols := make([]string, len(t.Columns))
-	marks := make([]string, len(t.Columns))
-	var sets []string
+// upsertColumns returns t's quoted columns, one "?" per column and the
+// "col = excluded.col" assignments of its non-key columns, for upserts.
+func upsertColumns(t *tenant.Table) (cols, marks, sets []string) {
+	cols = make([]string, len(t.Columns))
+	marks = make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i], marks[i] = qi(c.Name), "?"
 		if c.Name != t.Key.Name {
 			sets = append(sets, qi(c.Name)+" = excluded."+qi(c.Name))
 		}
 	}
+	return cols, marks, sets
+}
+
+// upsertLocal writes a full row (INSERT or UPDATE of every column, never a
+// delete-and-insert, so no cascade fires).
+func upsertLocal(ctx context.Context, q querier, t *tenant.Table, vals []any) error {
+	cols, marks, sets := upsertColumns(t)
 	conflict := "DO NOTHING"
 	if len(sets) > 0 {
 		conflict = "DO UPDATE SET " + strings.Join(sets, ", ")
