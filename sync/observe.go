@@ -54,7 +54,12 @@ func (h *Handler) observe(c *gin.Context) {
 	m, u := h.cfg.Metrics, h.cfg.Usage
 	slug, id := string(sc.Tenant.Slug), sc.Tenant.ID
 	if code := c.GetString(server.ErrorCodeKey); code != "" {
-		h.recordSourceError(c, sc, code)
+		// A request whose client went away (a device stopping mid-request)
+		// failed because of that: nobody got the answer, so it is not the
+		// device's last error.
+		if c.Request.Context().Err() == nil {
+			h.recordSourceError(c, sc, code)
+		}
 		m.ObserveError(slug, code)
 		switch code {
 		case "history_pruned":
