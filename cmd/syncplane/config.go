@@ -27,7 +27,7 @@ type setting struct {
 var settings = []setting{
 	{"SYNCPLANE_DATABASE_URL", "database-url", "", "PostgreSQL connection string of the control plane (and the default placement's tenant schemas)"},
 	{"SYNCPLANE_HTTP_ADDR", "http-addr", ":8080", "address the API, sync gateway and console listen on"},
-	{"SYNCPLANE_METRICS_ADDR", "metrics-addr", ":9090", "address Prometheus metrics are served on (empty disables)"},
+	{"SYNCPLANE_METRICS_ADDR", "metrics-addr", ":9090", "address Prometheus metrics and Go profiles (/debug/pprof/) are served on (empty disables); keep it internal"},
 	{"SYNCPLANE_PUBLIC_URL", "public-url", "http://localhost:8080", "external base URL, used in printed and rendered links"},
 	{"SYNCPLANE_AUTO_MIGRATE", "auto-migrate", "false", "run control-plane and tenant migrations at start (replicas take turns under a lock)"},
 	{"SYNCPLANE_DEFAULT_TENANT", "default-tenant", "", "serve this tenant on the plain /sync paths without an API key (dev and testing only)"},
