@@ -47,6 +47,11 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 				return err
 			}
 		}
+		load, err := startBulkLoad(ctx, tx, c.tables)
+		if err != nil {
+			return err
+		}
+		defer load.close(ctx)
 		for _, q := range []string{`DELETE FROM _sync_outbox`, `DELETE FROM _sync_dirty`, `DELETE FROM _sync_row_state`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
@@ -76,7 +81,7 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 		defer cancel()
 		chunks := c.fetchSnapshot(fctx, sourceID, s)
 		var total int64
-		ins := newSnapshotWriter(tx)
+		ins := newSnapshotWriter(tx, load)
 		for fc := range chunks {
 			if fc.err != nil {
 				return fc.err
@@ -89,6 +94,9 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 			total += int64(len(fc.rows))
 		}
 		if err := ins.flush(ctx); err != nil {
+			return err
+		}
+		if err := load.finish(ctx); err != nil {
 			return err
 		}
 		if total != s.RowCount {
@@ -345,6 +353,7 @@ func (d *snapshotDecoder) row(r *wireRow) snapRow {
 // table and one into _sync_row_state, in row order.
 type snapshotWriter struct {
 	tx      *txn
+	bulk    *bulkLoad
 	t       *tenant.Table
 	pending []*snapRow
 	queries map[snapshotQueryKey]string
@@ -360,8 +369,8 @@ type snapshotQueryKey struct {
 // SQLite's 32,766 variables).
 const snapshotBatchRows = 256
 
-func newSnapshotWriter(tx *txn) *snapshotWriter {
-	return &snapshotWriter{tx: tx, queries: map[snapshotQueryKey]string{}}
+func newSnapshotWriter(tx *txn, bulk *bulkLoad) *snapshotWriter {
+	return &snapshotWriter{tx: tx, bulk: bulk, queries: map[snapshotQueryKey]string{}}
 }
 
 // add queues a row; a row with an error is reported once the rows before it
@@ -411,6 +420,9 @@ func (w *snapshotWriter) flush(ctx context.Context) error {
 
 func (w *snapshotWriter) write(ctx context.Context, rows []*snapRow) error {
 	t := w.t
+	if err := w.bulk.prepareBatch(ctx, t, rows); err != nil {
+		return err
+	}
 	args := make([]any, 0, len(rows)*len(t.Columns))
 	for _, r := range rows {
 		args = append(args, r.vals...)
