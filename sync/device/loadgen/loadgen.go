@@ -478,6 +478,9 @@ func (r *runner) mixed(ctx context.Context, res *Result) error {
 	desc := fmt.Sprintf("%s %d devices", r.cfg.Mode, len(slots))
 	r.phase("running: %s", desc)
 	bar := r.bar(barMax, "load")
+	if r.rss != nil {
+		r.rss.markCPU(true)
+	}
 	start := time.Now()
 	tickDone := make(chan struct{})
 	go func() {
@@ -555,6 +558,9 @@ func (r *runner) mixed(ctx context.Context, res *Result) error {
 	}
 	<-runCtx.Done()
 	elapsed := time.Since(start)
+	if r.rss != nil {
+		r.rss.markCPU(false)
+	}
 	r.rec.closed.Store(true)
 	wg.Wait()
 	stop()
@@ -652,6 +658,11 @@ func Print(w io.Writer, res *Result) {
 	if s := res.Server; s != nil {
 		fmt.Fprintf(w, "\nserver pid %d: peak RSS during the run %.1f MiB (process high-water mark %.1f MiB)\n",
 			s.PID, float64(s.PeakRSSBytes)/(1<<20), float64(s.HWMBytes)/(1<<20))
+		if s.CPUS > 0 && res.Main.OpsPerS > 0 {
+			ops := res.Main.OpsPerS * res.ElapsedS
+			fmt.Fprintf(w, "CPU in the measured phase: server %.1f s (%.2f ms per op), local PostgreSQL %.1f s (%.2f ms per op)\n",
+				s.CPUS, 1000*s.CPUS/ops, s.PostgresCPUS, 1000*s.PostgresCPUS/ops)
+		}
 	}
 }
 

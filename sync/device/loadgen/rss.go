@@ -21,10 +21,21 @@ type ServerStats struct {
 	// HWMBytes is the process's own high-water mark (VmHWM) at the end:
 	// the peak over its whole life, which includes earlier runs.
 	HWMBytes int64 `json:"hwm_bytes"`
+	// CPUS is the CPU time (user and system) the server process used during
+	// the measured phase of a mixed workload, and PostgresCPUS the CPU time
+	// of every process named "postgres" on this machine in the same span
+	// (the figures mean "this server's database" only when the machine runs
+	// no other PostgreSQL work). Divided by the operations they give the
+	// cost of one operation, which is steadier than throughput on a busy
+	// machine.
+	CPUS         float64 `json:"cpu_s,omitempty"`
+	PostgresCPUS float64 `json:"postgres_cpu_s,omitempty"`
 }
 
 type rssSampler struct {
 	pid      int
+	cpu0     [2]float64 // server, postgres at markCPU
+	cpu      [2]float64 // their use between markCPU calls
 	mu       gosync.Mutex
 	peak     int64
 	stopOnce gosync.Once
@@ -63,7 +74,67 @@ func (s *rssSampler) stats() *ServerStats {
 	hwm, _ := procStatus(s.pid, "VmHWM")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &ServerStats{PID: s.pid, PeakRSSBytes: s.peak, HWMBytes: hwm}
+	return &ServerStats{PID: s.pid, PeakRSSBytes: s.peak, HWMBytes: hwm, CPUS: s.cpu[0], PostgresCPUS: s.cpu[1]}
+}
+
+// markCPU starts (start true) or ends the span whose CPU use stats reports.
+func (s *rssSampler) markCPU(start bool) {
+	now := [2]float64{procCPU(s.pid), postgresCPU()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start {
+		s.cpu0 = now
+		return
+	}
+	s.cpu = [2]float64{now[0] - s.cpu0[0], now[1] - s.cpu0[1]}
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat times (100
+// on every architecture Go supports).
+const clockTicks = 100
+
+// procCPU returns the user and system CPU seconds pid has used, its
+// waited-for children included; 0 when it cannot be read.
+func procCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: fields count from the
+	// last ')'. utime, stime, cutime, cstime are fields 14-17.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return float64(ticks) / clockTicks
+}
+
+// postgresCPU sums procCPU over this machine's processes named "postgres"
+// (the postmaster, its background workers and every backend; a backend
+// that exits moves its time into the postmaster's children times, which
+// procCPU counts).
+func postgresCPU() float64 {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	var total float64
+	for _, p := range procs {
+		comm, err := os.ReadFile(p + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		total += procCPU(pid)
+	}
+	return total
 }
 
 // procStatus reads a "kB" field of /proc/<pid>/status, in bytes.
