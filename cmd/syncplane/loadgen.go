@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -56,7 +57,9 @@ Noisy neighbour: --noisy adds one tenant (with --database-url: rate-limited to
 they back off like the reference client (100 ms doubling to 1 s, ±20 % jitter,
 or the answer's Retry-After when longer, up to 5 s); --noisy-backoff 20ms makes
 them a harsh flood retrying after that fixed pause. Its traffic is reported
-apart from the other tenants'.
+apart from the other tenants'. --noisy-only runs the flood alone, so that it
+can run in a process of its own (scripts/perf.sh runs it at nice 19: on a real
+deployment the flooding devices are not on the server's cores).
 
 Examples:
   syncplane loadgen --url http://127.0.0.1:8080 --database-url $DB --tenants 2 --devices 20 --duration 30s
@@ -103,6 +106,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.DurationVar(&cfg.OpInterval, "op-interval", 0, "pace each device to one operation per interval (0: back to back)")
 	fs.BoolVar(&cfg.Watch, "watch", false, "keep a watch stream per device and pull on every event")
 	noisy := fs.Bool("noisy", false, "add a noisy tenant flooding at its rate limit")
+	noisyOnly := fs.Bool("noisy-only", false, "run only the noisy tenant's devices (the flood in a process of its own; implies --noisy)")
 	noisyRPS := fs.Float64("noisy-rps", 100, "the noisy tenant's requests per second (with --database-url)")
 	fs.IntVar(&cfg.NoisyDevices, "noisy-devices", 20, "devices of the noisy tenant")
 	fs.DurationVar(&cfg.NoisyBackoff, "noisy-backoff", 0, "the noisy devices' fixed pause after a 429 (0: back off like the reference client)")
@@ -192,7 +196,13 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return 0
 		}
 	}
-	cfg.Tenants = selectTenants(tenants, *active, *noisy)
+	cfg.Tenants = selectTenants(tenants, *active, *noisy || *noisyOnly)
+	if *noisyOnly {
+		cfg.Tenants = slices.DeleteFunc(cfg.Tenants, func(t loadgen.Tenant) bool { return !t.Noisy })
+		if len(cfg.Tenants) == 0 {
+			return fail(errors.New("--noisy-only: no noisy tenant (create one with --noisy, or mark one \"noisy\" in --tenants-file)"))
+		}
+	}
 	res, err := loadgen.Run(ctx, cfg)
 	if res != nil {
 		loadgen.Print(stdout, res)

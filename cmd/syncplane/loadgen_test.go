@@ -98,4 +98,19 @@ func TestLoadgenWatchersAndSnapshot(t *testing.T) {
 	require.NotNil(t, res.Noisy)
 	require.Positive(t, res.Noisy.ErrorsByCode["429 rate_limited"])
 	require.Empty(t, res.Main.ErrorsByCode)
+
+	// --noisy-only runs the flood alone (scripts/perf.sh runs it in a
+	// process of its own beside the measured tenant's).
+	out := filepath.Join(t.TempDir(), "flood.json")
+	stdout.Reset()
+	stderr.Reset()
+	require.Equal(t, 0, run(ctx, []string{"loadgen", "--url", srv.url(), "--tenants-file", file, "--noisy-only", "--noisy-devices", "3",
+		"--mode", "http", "--duration", "1s", "--quiet", "--json", out}, &stdout, &stderr), stderr.String())
+	data, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var flood loadgen.Result
+	require.NoError(t, json.Unmarshal(data, &flood))
+	require.NotNil(t, flood.Noisy)
+	require.Positive(t, flood.Noisy.Requests)
+	require.Zero(t, flood.Main.Requests)
 }
