@@ -178,6 +178,17 @@ func eachMember(b []byte, fn func(name, value []byte) bool) bool {
 // eachMemberAt is eachMember for the object starting at b[i]; it returns
 // the object's end.
 func eachMemberAt(b []byte, i int, fn func(name, value []byte) bool) (int, bool) {
+	return membersAt(b, i, func(name []byte, v int) (int, bool) {
+		end, ok := scanValue(b, v)
+		return end, ok && fn(name, b[v:end])
+	})
+}
+
+// membersAt walks the object starting at b[i] as eachMemberAt does, but
+// leaves each value to fn: it gets the raw member name and the index of the
+// value (whitespace skipped), reads the value and returns its end. It
+// returns the object's end.
+func membersAt(b []byte, i int, fn func(name []byte, v int) (int, bool)) (int, bool) {
 	if i >= len(b) || b[i] != '{' {
 		return 0, false
 	}
@@ -198,8 +209,8 @@ func eachMemberAt(b []byte, i int, fn func(name, value []byte) bool) (int, bool)
 			return 0, false
 		}
 		i = skipWS(b, i+1)
-		vend, ok := scanValue(b, i)
-		if !ok || !fn(name, b[i:vend]) {
+		vend, ok := fn(name, i)
+		if !ok || vend <= i {
 			return 0, false
 		}
 		i = skipWS(b, vend)
@@ -389,4 +400,204 @@ func decodeValueFast(col *tenant.Column, raw []byte) (any, error) {
 		}
 	}
 	return decodeValue(col, raw)
+}
+
+// pageFast decodes a snapshot page as decodeChunkFast followed by d.row for
+// each of its rows (up to the first with an error) would, in one pass: each
+// payload is decoded where it is read when its row names the table first,
+// as the server's rows do. It returns the page without Rows, how many rows
+// it holds and the decoded rows; ok = false when decodeChunkFast would
+// step aside.
+func (d *snapshotDecoder) pageFast(data []byte) (ch snapshotChunk, n int, rows []snapRow, ok bool) {
+	var seen [5]bool
+	first := func(k int) bool {
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	end, ok := membersAt(data, skipWS(data, 0), func(name []byte, v int) (int, bool) {
+		if string(name) == "rows" {
+			end, ok := d.rowsFast(data, v, &n, &rows)
+			return end, ok && first(4)
+		}
+		end, ok := scanValue(data, v)
+		if !ok {
+			return 0, false
+		}
+		raw := data[v:end]
+		switch string(name) {
+		case "snapshot_id":
+			ch.SnapshotID, ok = simpleString(raw)
+			return end, ok && first(0)
+		case "snapshot_bundle_seq":
+			ch.SnapshotBundleSeq, ok = fastInt(raw)
+			return end, ok && first(1)
+		case "next_row_ordinal":
+			ch.NextRowOrdinal, ok = fastInt(raw)
+			return end, ok && first(2)
+		case "has_more":
+			ch.HasMore = string(raw) == "true"
+			return end, (ch.HasMore || string(raw) == "false") && first(3)
+		}
+		return 0, false
+	})
+	return ch, n, rows, ok && skipWS(data, end) == len(data)
+}
+
+// rowsFast reads the rows array starting at b[i], counting its rows in *n
+// and appending the decoded ones to *rows, and returns the array's end.
+func (d *snapshotDecoder) rowsFast(b []byte, i int, n *int, rows *[]snapRow) (int, bool) {
+	if i >= len(b) || b[i] != '[' {
+		return 0, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	if *rows == nil {
+		*rows = make([]snapRow, 0, min(snapshotPageRows, len(b)/64+1))
+	}
+	decode := true
+	for {
+		r, end, ok := d.rowFast(b, i, decode)
+		if !ok {
+			return 0, false
+		}
+		*n++
+		if decode {
+			*rows = append(*rows, r)
+			decode = r.err == nil // rows after an error are only read
+		}
+		i = skipWS(b, end)
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipWS(b, i+1)
+		case i < len(b) && b[i] == ']':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// rowFast reads the row object starting at b[i] as decodeRowFast does and,
+// if decode, returns it decoded as d.row would.
+func (d *snapshotDecoder) rowFast(b []byte, i int, decode bool) (snapRow, int, bool) {
+	var r wireRow
+	var seen [6]bool
+	first := func(k int) bool {
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	var pt *tenant.Table // the table the payload was decoded for
+	var vals []any
+	end, ok := membersAt(b, i, func(name []byte, v int) (int, bool) {
+		if string(name) == "payload" && decode && seen[0] && seen[1] && r.Schema == d.c.cfg.WireSchema {
+			if t := d.c.byName[r.Table]; t != nil {
+				if x, end, ok := d.payloadAt(t, b, v); ok {
+					pt, vals, r.Payload = t, x, json.RawMessage(b[v:end])
+					return end, first(5)
+				}
+			}
+		}
+		end, ok := scanValue(b, v)
+		if !ok {
+			return 0, false
+		}
+		raw := b[v:end]
+		switch string(name) {
+		case "schema":
+			r.Schema, ok = simpleString(raw)
+			return end, ok && first(0)
+		case "table":
+			r.Table, ok = simpleString(raw)
+			return end, ok && first(1)
+		case "op":
+			r.Op, ok = simpleString(raw)
+			return end, ok && first(2)
+		case "row_version":
+			r.RowVersion, ok = fastInt(raw)
+			return end, ok && first(3)
+		case "key":
+			r.Key = json.RawMessage(raw)
+			return end, first(4)
+		case "payload":
+			r.Payload = json.RawMessage(raw)
+			return end, first(5)
+		}
+		return 0, false
+	})
+	if !ok || !decode {
+		return snapRow{}, end, ok
+	}
+	return d.decoded(&r, pt, vals), end, true
+}
+
+// payloadAt decodes the payload object starting at b[i] for t as
+// decodePayloadFast does, reading each value once, and returns its end.
+func (d *snapshotDecoder) payloadAt(t *tenant.Table, b []byte, i int) ([]any, int, bool) {
+	if len(t.Columns) > 64 {
+		return nil, 0, false
+	}
+	index := d.columns[t]
+	vals := d.values(len(t.Columns))
+	var set uint64
+	n := 0
+	end, ok := membersAt(b, i, func(name []byte, v int) (int, bool) {
+		k, ok := index[string(name)]
+		if !ok || set&(1<<k) != 0 {
+			return 0, false
+		}
+		set |= 1 << k
+		n++
+		x, end, ok := decodeValueAt(t.Columns[k], b, v)
+		vals[k] = x
+		return end, ok
+	})
+	return vals, end, ok && n == len(t.Columns)
+}
+
+// values returns a slice of n values, carved from a larger allocation.
+func (d *snapshotDecoder) values(n int) []any {
+	if len(d.block) < n {
+		d.block = make([]any, n*256)
+	}
+	v := d.block[:n:n]
+	d.block = d.block[n:]
+	return v
+}
+
+// decodeValueAt is decodeValueFast for the value starting at b[i]; it
+// returns the value's end.
+func decodeValueAt(col *tenant.Column, b []byte, i int) (any, int, bool) {
+	if i >= len(b) {
+		return nil, 0, false
+	}
+	var end int
+	var ok bool
+	switch c := b[i]; {
+	case c == '"' && (col.Type == tenant.ColumnText || col.Type == tenant.ColumnUUID || col.Type == tenant.ColumnTimestamp):
+		var complex bool
+		if end, complex, ok = scanString(b, i); ok && !complex {
+			return string(b[i+1 : end-1]), end, true
+		}
+	case (c == '-' || '0' <= c && c <= '9') && col.Type == tenant.ColumnInteger:
+		if end, ok = scanNumber(b, i); ok {
+			if n, ok := fastInt(b[i:end]); ok {
+				return n, end, true
+			}
+		}
+	default:
+		end, ok = scanValue(b, i)
+	}
+	if !ok {
+		return nil, 0, false
+	}
+	x, err := decodeValue(col, b[i:end])
+	return x, end, err == nil
 }

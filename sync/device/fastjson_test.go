@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/syncplane/syncplane/tenant"
@@ -123,6 +124,113 @@ func FuzzDecodePayloadFast(f *testing.F) {
 		slow, err := decodePayload(tb, json.RawMessage(p))
 		if err != nil || !reflect.DeepEqual(got, slow) {
 			t.Fatalf("%q: fast %#v, encoding/json %#v (%v)", p, got, slow, err)
+		}
+	})
+}
+
+// pageRowsSlow decodes a page the way pageFast stands in for: decodeChunk,
+// then d.row for each row up to the first with an error.
+func pageRowsSlow(d *snapshotDecoder, page []byte) (snapshotChunk, int, []snapRow, error) {
+	var ch snapshotChunk
+	if err := decodeChunk(request{}, page, &ch); err != nil {
+		return ch, 0, nil, err
+	}
+	var rows []snapRow
+	for i := range ch.Rows {
+		rows = append(rows, d.row(&ch.Rows[i]))
+		if rows[len(rows)-1].err != nil {
+			break
+		}
+	}
+	n := len(ch.Rows)
+	ch.Rows = nil
+	return ch, n, rows, nil
+}
+
+func sameSnapRows(a, b []snapRow) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if (x.err == nil) != (y.err == nil) || x.err != nil && x.err.Error() != y.err.Error() {
+			return false
+		}
+		if x.t != y.t || x.key != y.key || x.version != y.version || !reflect.DeepEqual(x.vals, y.vals) {
+			return false
+		}
+	}
+	return true
+}
+
+func testPageDecoder(tb testing.TB) *snapshotDecoder {
+	s := testSchemaFrom(tb, benchTables)
+	c := &Client{cfg: Config{WireSchema: "app"}, tables: s.Tables(), byName: map[string]*tenant.Table{}}
+	for _, t := range c.tables {
+		c.byName[t.Name] = t
+	}
+	return newSnapshotDecoder(c, 100)
+}
+
+var fastPages = func() []string {
+	row := func(version, payload string) string {
+		return `{"schema":"app","table":"items","key":{"id":"a"},"row_version":` + version + `,"payload":` + payload + `}`
+	}
+	var pages []string
+	for _, p := range fastPayloads {
+		pages = append(pages, `{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("3", strings.ReplaceAll(p, `"id":"00000000-0000-4000-8000-000000000001"`, `"id":"a"`))+`,`+row("4", fastPayloads[2])+`],"next_row_ordinal":2,"has_more":true}`)
+	}
+	return append(pages,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("0", fastPayloads[2])+`,`+row("1", fastPayloads[2])+`],"next_row_ordinal":2,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("101", fastPayloads[2])+`],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("1", `null`)+`,`+row("1", `{}`)+`],"next_row_ordinal":2,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("1", `{"id":"b","title":"t","body":"b","n":1,"score":1,"updated_at":"x"}`)+`],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"payload":`+fastPayloads[2]+`,"schema":"app","table":"items","key":{"id":"a"},"row_version":1}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"nope","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"other","table":"items","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+`,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a","x":1},"row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","op":"INSERT","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"rows":[`+row("2", fastPayloads[2])+`],"snapshot_id":"s","snapshot_bundle_seq":7,"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", fastPayloads[2])+`],"rows":[],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", `{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"`)+`],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", fastPayloads[2])+`],"next_row_ordinal":1,"has_more":false} x`,
+	)
+}()
+
+// pageFast agrees with decodeChunk and row by row decoding, or steps aside.
+func TestPageFastAgrees(t *testing.T) {
+	d := testPageDecoder(t)
+	fast := 0
+	for _, page := range fastPages {
+		ch, n, rows, ok := d.pageFast([]byte(page))
+		if !ok {
+			continue
+		}
+		fast++
+		sch, sn, srows, err := pageRowsSlow(d, []byte(page))
+		if err != nil || !reflect.DeepEqual(ch, sch) || n != sn || !sameSnapRows(rows, srows) {
+			t.Errorf("%s:\nfast %+v %d %+v\nslow %+v %d %+v (%v)", page, ch, n, rows, sch, sn, srows, err)
+		}
+	}
+	if fast < len(fastPages)/2 {
+		t.Errorf("only %d of %d pages took the fast path", fast, len(fastPages))
+	}
+}
+
+func FuzzPageFast(f *testing.F) {
+	for _, p := range fastPages {
+		f.Add(p)
+	}
+	d := testPageDecoder(f)
+	f.Fuzz(func(t *testing.T, page string) {
+		ch, n, rows, ok := d.pageFast([]byte(page))
+		if !ok {
+			return
+		}
+		sch, sn, srows, err := pageRowsSlow(d, []byte(page))
+		if err != nil || !reflect.DeepEqual(ch, sch) || n != sn || !sameSnapRows(rows, srows) {
+			t.Fatalf("%q:\nfast %+v %d %+v\nslow %+v %d %+v (%v)", page, ch, n, rows, sch, sn, srows, err)
 		}
 	})
 }

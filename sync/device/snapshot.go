@@ -234,6 +234,8 @@ func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotS
 		var after int64
 		for {
 			var ch snapshotChunk
+			var n int // rows on the page
+			var rows []snapRow
 			q := url.Values{"after_row_ordinal": {strconv.FormatInt(after, 10)}, "max_rows": {strconv.Itoa(snapshotPageRows)}}
 			r := request{method: http.MethodGet, path: path, query: q, sourceID: sourceID}
 			err := withRetry(ctx, func() error {
@@ -241,28 +243,36 @@ func (c *Client) fetchSnapshot(ctx context.Context, sourceID string, s snapshotS
 				if err := c.send(ctx, r, &data); err != nil {
 					return err
 				}
-				return decodeChunk(r, data, &ch)
+				var ok bool
+				if ch, n, rows, ok = dec.pageFast(data); ok {
+					return nil
+				}
+				rows = nil
+				if err := decodeChunk(r, data, &ch); err != nil {
+					return err
+				}
+				n = len(ch.Rows)
+				for i := range ch.Rows {
+					sr := dec.row(&ch.Rows[i])
+					rows = append(rows, sr)
+					if sr.err != nil {
+						break
+					}
+				}
+				return nil
 			})
 			switch {
 			case err != nil:
 			case ch.SnapshotID != s.SnapshotID || ch.SnapshotBundleSeq != s.SnapshotBundleSeq:
 				err = fmt.Errorf("device: snapshot chunk names %s@%d, expected %s@%d", ch.SnapshotID, ch.SnapshotBundleSeq, s.SnapshotID, s.SnapshotBundleSeq)
-			case ch.NextRowOrdinal != after+int64(len(ch.Rows)):
-				err = fmt.Errorf("device: snapshot chunk next_row_ordinal %d, expected %d", ch.NextRowOrdinal, after+int64(len(ch.Rows)))
-			case ch.HasMore && len(ch.Rows) == 0:
+			case ch.NextRowOrdinal != after+int64(n):
+				err = fmt.Errorf("device: snapshot chunk next_row_ordinal %d, expected %d", ch.NextRowOrdinal, after+int64(n))
+			case ch.HasMore && n == 0:
 				err = errors.New("device: empty snapshot chunk with has_more")
 			}
 			if err != nil {
 				send(fetchedChunk{err: err})
 				return
-			}
-			rows := make([]snapRow, 0, len(ch.Rows))
-			for i := range ch.Rows {
-				sr := dec.row(&ch.Rows[i])
-				rows = append(rows, sr)
-				if sr.err != nil {
-					break
-				}
 			}
 			if !send(fetchedChunk{rows: rows}) || !ch.HasMore || rows[len(rows)-1].err != nil {
 				return
@@ -296,6 +306,7 @@ type snapshotDecoder struct {
 	c       *Client
 	maxSeq  int64
 	columns map[*tenant.Table]map[string]int
+	block   []any // see values
 }
 
 func newSnapshotDecoder(c *Client, maxSeq int64) *snapshotDecoder {
@@ -313,6 +324,12 @@ func newSnapshotDecoder(c *Client, maxSeq int64) *snapshotDecoder {
 // row checks and decodes one snapshot row as applyServerRow does for a
 // snapshot row (op "") in a transaction without dirty keys or row state.
 func (d *snapshotDecoder) row(r *wireRow) snapRow {
+	return d.decoded(r, nil, nil)
+}
+
+// decoded is row for a row whose payload may already be decoded: vals, for
+// table pt.
+func (d *snapshotDecoder) decoded(r *wireRow, pt *tenant.Table, vals []any) snapRow {
 	if r.RowVersion <= 0 || r.RowVersion > d.maxSeq {
 		return snapRow{err: fmt.Errorf("device: snapshot row version %d outside 1..%d", r.RowVersion, d.maxSeq)}
 	}
@@ -335,7 +352,11 @@ func (d *snapshotDecoder) row(r *wireRow) snapRow {
 	if isNullJSON(r.Payload) {
 		return snapRow{err: fmt.Errorf("server row %s %s %q has no payload", "", t.Name, key)}
 	}
-	vals, ok := decodePayloadFast(t, r.Payload, d.columns[t])
+	if t == pt && vals != nil {
+		ok = true // decoded by pageFast
+	} else {
+		vals, ok = decodePayloadFast(t, r.Payload, d.columns[t])
+	}
 	if !ok {
 		var err error
 		if vals, err = decodePayload(t, r.Payload); err != nil {
