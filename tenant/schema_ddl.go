@@ -13,6 +13,17 @@ import (
 // filled from the bound sync transaction's setting when an insert omits it.
 const schemaScopeColumnDDL = `text NOT NULL DEFAULT current_setting('syncplane.user_id', true)`
 
+// TableStorageOptions are the storage parameters of every table of a tenant
+// schema (business tables here, the sync tables in tenant migration
+// 000007). PostgreSQL's defaults vacuum a table after 50 changed rows and
+// analyze it after 50 plus 10 %: fine for a few big tables, but a platform
+// has thousands of small ones, and every ANALYZE or VACUUM of a table
+// invalidates the cached plans and relcache entries of every connection that
+// used it. With 100 active tenants that kept autovacuum busy around the
+// clock and connections re-planning (docs/performance.md, tenant count).
+// Large tables are unaffected: the 10 % and 20 % scale factors dominate.
+const TableStorageOptions = `autovacuum_vacuum_threshold = 1000, autovacuum_analyze_threshold = 5000`
+
 // SQLType is the PostgreSQL type the column is stored as. The mapping keeps
 // what clients push replay-equivalent (protocol 5.5): integers (and flags) as
 // bigint, timestamps as checked text so nanoseconds and offsets survive.
@@ -104,7 +115,7 @@ func schemaCreateTableSQL(pgSchema string, t *Table) string {
 	b.WriteString(pgx.Identifier{schemaScopeColumn}.Sanitize())
 	b.WriteString(", ")
 	b.WriteString(pgx.Identifier{t.Key.Name}.Sanitize())
-	b.WriteString(")\n)")
+	b.WriteString(")\n) WITH (" + TableStorageOptions + ")")
 	return b.String()
 }
 

@@ -179,7 +179,7 @@ func TestSchemaMigrationDDLOrder(t *testing.T) {
 		`ALTER TABLE "t_acme"."users" ALTER COLUMN "name" DROP NOT NULL`,
 		`ALTER TABLE "t_acme"."users" ALTER COLUMN "name" SET DEFAULT 'n'::text`,
 		"CREATE TABLE \"t_acme\".\"authors\" (\n\t\"_sync_scope_id\" text NOT NULL DEFAULT current_setting('syncplane.user_id', true),\n" +
-			"\t\"id\" uuid NOT NULL,\n\tCONSTRAINT \"authors_pkey\" PRIMARY KEY (\"_sync_scope_id\", \"id\")\n)",
+			"\t\"id\" uuid NOT NULL,\n\tCONSTRAINT \"authors_pkey\" PRIMARY KEY (\"_sync_scope_id\", \"id\")\n) WITH (" + TableStorageOptions + ")",
 		`ALTER TABLE "t_acme"."users" ADD COLUMN "bio" text NOT NULL DEFAULT 'it''s'::text`,
 		`ALTER TABLE "t_acme"."posts" ADD CONSTRAINT "posts_author_id_fkey" FOREIGN KEY ("_sync_scope_id", "author_id") ` +
 			`REFERENCES "t_acme"."authors" ("_sync_scope_id", "id") ON DELETE SET NULL ("author_id") ON UPDATE NO ACTION DEFERRABLE INITIALLY DEFERRED`,

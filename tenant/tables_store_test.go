@@ -82,6 +82,15 @@ func TestApplyTablesVersions(t *testing.T) {
 		tn.SchemaName()).Scan(&cols))
 	require.Equal(t, 4, cols)
 
+	// Every table of the schema, sync tables (tenant migration 000007) and
+	// business tables alike, carries the small-table autovacuum thresholds.
+	var tables, tuned int
+	require.NoError(t, store.DB().QueryRow(ctx, `SELECT count(*),
+		count(*) FILTER (WHERE reloptions @> ARRAY['autovacuum_vacuum_threshold=1000', 'autovacuum_analyze_threshold=5000'])
+		FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r'`, tn.SchemaName()).Scan(&tables, &tuned))
+	require.Greater(t, tables, 5)
+	require.Equal(t, tables, tuned, "tables without tenant.TableStorageOptions")
+
 	// Breaking change refused without the flag, with nothing applied.
 	_, err = store.ApplyTables(ctx, tn.ID, mustDef(t, usersDropName), tenant.ApplyOptions{}, tenanttest.Actor)
 	require.Error(t, err)
