@@ -460,3 +460,58 @@ func TestBulkLoadChecksImplySQLite(t *testing.T) {
 		}
 	}
 }
+
+// TestRowStateTableFormats: new databases keep _sync_row_state WITHOUT
+// ROWID; one created earlier as a rowid table works the same.
+func TestRowStateTableFormats(t *testing.T) {
+	schema := testSchemaFrom(t, bulkTables)
+	srv := newSnapServer(t)
+	rows := bulkRows()
+	srv.serve(1000, rows)
+	want := tableContent(t, applyOneByOne(t, schema, rows))
+	for _, old := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "device.db")
+		if old {
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`CREATE TABLE _sync_row_state (
+	tbl TEXT NOT NULL,
+	key TEXT NOT NULL,
+	row_version INTEGER NOT NULL,
+	deleted INTEGER NOT NULL,
+	PRIMARY KEY (tbl, key)
+) STRICT`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+		}
+		c, err := Open(context.Background(), Config{Path: path, BaseURL: srv.URL,
+			Token: func(context.Context) (string, error) { return "t", nil }, Schema: schema, WireSchema: "app"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var ddl string
+		if err := c.DB().QueryRow(`SELECT sql FROM sqlite_master WHERE name = '_sync_row_state'`).Scan(&ddl); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(ddl, "WITHOUT ROWID") == old {
+			t.Fatalf("old %v: _sync_row_state is %s", old, ddl)
+		}
+		if err := c.Attach(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := tableContent(t, c); !reflect.DeepEqual(got, want) {
+			t.Fatalf("old %v: hydrated content differs from the reference", old)
+		}
+		if _, err := c.DB().Exec(`DELETE FROM things WHERE id = '00000004-0000-4000-8000-000000000004'`); err != nil {
+			t.Fatal(err)
+		}
+		d := tableContent(t, c)["_sync_dirty"]
+		if len(d) != 2 || d[1][1] != "00000004-0000-4000-8000-000000000004" || d[1][2] != "DELETE" || d[1][3] != int64(5) {
+			t.Fatalf("old %v: dirty after a delete: %v", old, d)
+		}
+	}
+}

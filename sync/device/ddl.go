@@ -47,7 +47,7 @@ var metadataDDL = []string{
 	row_version INTEGER NOT NULL,
 	deleted INTEGER NOT NULL,
 	PRIMARY KEY (tbl, key)
-) STRICT`,
+) STRICT, WITHOUT ROWID`,
 	// The frozen push in flight, in upload order; its source_bundle_id is
 	// _sync_state.next_source_bundle_id.
 	`CREATE TABLE IF NOT EXISTS _sync_outbox (
