@@ -499,7 +499,11 @@ func (d *snapshotDecoder) rowFast(b []byte, i int, decode bool) (snapRow, int, b
 	end, ok := membersAt(b, i, func(name []byte, v int) (int, bool) {
 		if string(name) == "payload" && decode && seen[0] && seen[1] && r.Schema == d.c.cfg.WireSchema {
 			if t := d.c.byName[r.Table]; t != nil {
-				if x, end, ok := d.payloadAt(t, b, v); ok {
+				x, end, ok := d.payloadInOrder(t, b, v)
+				if !ok {
+					x, end, ok = d.payloadAt(t, b, v)
+				}
+				if ok {
 					pt, vals, r.Payload = t, x, json.RawMessage(b[v:end])
 					return end, first(5)
 				}
@@ -560,6 +564,43 @@ func (d *snapshotDecoder) payloadAt(t *tenant.Table, b []byte, i int) ([]any, in
 		return end, ok
 	})
 	return vals, end, ok && n == len(t.Columns)
+}
+
+// payloadInOrder is payloadAt for the usual payload, whose members are the
+// table's columns in order (as the server builds them): it matches each
+// name where it is expected instead of looking it up.
+func (d *snapshotDecoder) payloadInOrder(t *tenant.Table, b []byte, i int) ([]any, int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return nil, 0, false
+	}
+	i = skipWS(b, i+1)
+	vals := d.values(len(t.Columns))
+	last := len(t.Columns) - 1
+	for k, col := range t.Columns {
+		// Column names are plain ASCII, so a literal match is the name
+		// scanString would read.
+		n := len(col.Name)
+		if i+n+2 > len(b) || b[i] != '"' || string(b[i+1:i+1+n]) != col.Name || b[i+1+n] != '"' {
+			return nil, 0, false
+		}
+		if i = skipWS(b, i+n+2); i >= len(b) || b[i] != ':' {
+			return nil, 0, false
+		}
+		x, end, ok := decodeValueAt(col, b, skipWS(b, i+1))
+		if !ok {
+			return nil, 0, false
+		}
+		vals[k] = x
+		switch i = skipWS(b, end); {
+		case i < len(b) && k < last && b[i] == ',':
+			i = skipWS(b, i+1)
+		case i < len(b) && k == last && b[i] == '}':
+			return vals, i + 1, true
+		default:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
 }
 
 // values returns a slice of n values, carved from a larger allocation.

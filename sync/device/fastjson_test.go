@@ -29,6 +29,8 @@ var fastPayloads = []string{
 	`{"\u0069d":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"}`,
 	`{"id":"a","title":"t","body":{"x":[1,2,{"y":null}]},"n":1,"score":1,"updated_at":"x"}`,
 	`{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"} x`,
+	`{"updated_at":"x","n":2,"id":"a","title":"t","body":null,"score":1.5}`,
+	`{"id":"a","title":"t","body":"b","n":1,"updated_at":"x","score":1}`,
 	`["id"]`, `{}`, `{`, ``, `null`,
 }
 
