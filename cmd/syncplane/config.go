@@ -39,6 +39,7 @@ var settings = []setting{
 	{"SYNCPLANE_DB_MAX_CONNS", "db-max-conns", "20", "maximum connections per PostgreSQL pool"},
 	{"SYNCPLANE_TENANT_MAX_IN_FLIGHT", "tenant-max-in-flight", "auto", "requests one tenant may have in progress per replica once the replica has as many as its pool has connections, watch streams excepted: a number, 0 for no cap, or auto (half of the pool)"},
 	{"SYNCPLANE_TENANT_QUEUE_WAIT", "tenant-queue-wait", "250ms", "longest a request over its tenant's rate limit or in-flight cap waits for its turn before it is refused with 429 (0: at once)"},
+	{"SYNCPLANE_TENANT_YIELD_WAIT", "tenant-yield-wait", "50ms", "longest a request paced by its tenant's rate limit waits for a moment when no other tenant's request runs on the replica before it runs anyway (0: no yielding)"},
 	{"SYNCPLANE_CACHE_TTL", "cache-ttl", "30s", "longest time a cached key or tenant lives if a change notification is missed"},
 	{"SYNCPLANE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "25s", "how long a stopping server drains in-flight requests"},
 	{"SYNCPLANE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
@@ -67,6 +68,7 @@ type config struct {
 	DBMaxConns         int32
 	TenantMaxInFlight  int // 0: no cap
 	TenantQueueWait    time.Duration
+	TenantYieldWait    time.Duration
 	CacheTTL           time.Duration
 	ShutdownTimeout    time.Duration
 	LogLevel           string
@@ -142,6 +144,9 @@ func (v flagValues) config() (config, error) {
 	}
 	if c.TenantQueueWait, err = time.ParseDuration(*v["SYNCPLANE_TENANT_QUEUE_WAIT"]); err != nil || c.TenantQueueWait < 0 || c.TenantQueueWait > 10*time.Second {
 		return c, fmt.Errorf("SYNCPLANE_TENANT_QUEUE_WAIT: want a duration from 0 to 10s such as 250ms, got %q", *v["SYNCPLANE_TENANT_QUEUE_WAIT"])
+	}
+	if c.TenantYieldWait, err = time.ParseDuration(*v["SYNCPLANE_TENANT_YIELD_WAIT"]); err != nil || c.TenantYieldWait < 0 || c.TenantYieldWait > time.Second {
+		return c, fmt.Errorf("SYNCPLANE_TENANT_YIELD_WAIT: want a duration from 0 to 1s such as 50ms, got %q", *v["SYNCPLANE_TENANT_YIELD_WAIT"])
 	}
 	if c.CacheTTL, err = parsePositiveDuration("SYNCPLANE_CACHE_TTL", *v["SYNCPLANE_CACHE_TTL"]); err != nil {
 		return c, err

@@ -123,7 +123,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		a.sampleUsage(bg)
 	}()
 	gw := server.GatewayOptions{Resolver: a.cache, DefaultTenant: cfg.DefaultTenant, Limiter: a.limiter, Usage: a.meter, Log: log,
-		QueueWait: cfg.TenantQueueWait, StreamRoutes: syncx.StreamRoutes, Metrics: a.metrics.HTTP}
+		QueueWait: cfg.TenantQueueWait, Yield: server.NewYieldLane(cfg.TenantYieldWait), StreamRoutes: syncx.StreamRoutes, Metrics: a.metrics.HTTP}
 	if cfg.TenantMaxInFlight > 0 {
 		gw.InFlight = server.NewInFlightLimiter(cfg.TenantMaxInFlight, int(cfg.DBMaxConns))
 	}

@@ -289,3 +289,57 @@ func TestInFlightLimiterWorkConserving(t *testing.T) {
 	require.Zero(t, busy)
 	require.Zero(t, w)
 }
+
+// TestYieldLane: a paced request starts at once unless another request
+// that was not paced is in progress; then it waits for the gap, or at most
+// the bound.
+func TestYieldLane(t *testing.T) {
+	ctx := context.Background()
+	require.Nil(t, server.NewYieldLane(0))
+	server.NewYieldLane(0).Enter(ctx, true)() // a nil lane lets everything through
+
+	y := server.NewYieldLane(time.Minute)
+	a := y.Enter(ctx, true)
+	b := y.Enter(ctx, true) // paced requests do not wait for each other
+	a()
+	b()
+
+	other := y.Enter(ctx, false) // another tenant's request in progress
+	started := make(chan func(), 2)
+	go func() { started <- y.Enter(ctx, true) }()
+	go func() { started <- y.Enter(ctx, true) }()
+	require.Eventually(t, func() bool { return y.Waiting() == 2 }, time.Second, time.Millisecond)
+	unpaced := y.Enter(ctx, false) // requests that were not paced never wait
+	select {
+	case <-started:
+		t.Fatal("a paced request started beside another tenant's")
+	case <-time.After(20 * time.Millisecond):
+	}
+	other()
+	unpaced() // the gap: both start
+	(<-started)()
+	(<-started)()
+	require.Zero(t, y.Waiting())
+
+	// The bound: a paced request waits at most that long.
+	y = server.NewYieldLane(30 * time.Millisecond)
+	busy := y.Enter(ctx, false)
+	t0 := time.Now()
+	y.Enter(ctx, true)()
+	require.GreaterOrEqual(t, time.Since(t0), 30*time.Millisecond)
+	busy()
+	require.Zero(t, y.Waiting())
+
+	// A cancelled request stops waiting and leaves nothing behind.
+	y = server.NewYieldLane(time.Minute)
+	busy = y.Enter(ctx, false)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { y.Enter(cctx, true)(); close(done) }()
+	require.Eventually(t, func() bool { return y.Waiting() == 1 }, time.Second, time.Millisecond)
+	cancel()
+	<-done
+	require.Zero(t, y.Waiting())
+	busy()
+	y.Enter(ctx, true)() // balanced: an idle lane admits at once
+}

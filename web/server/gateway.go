@@ -43,6 +43,9 @@ type GatewayOptions struct {
 	// in-flight cap waits for its turn before it is refused with 429
 	// (0: refused at once).
 	QueueWait time.Duration
+	// Yield, when set, makes requests paced by their tenant's rate limit
+	// give way to the other requests in progress (see YieldLane).
+	Yield *YieldLane
 	// StreamRoutes are route templates (as on the plain paths, e.g.
 	// "/sync/watch") of requests that stay open for minutes while mostly
 	// idle; they take a token but no in-flight slot.
@@ -186,10 +189,12 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			RenderError(c, NewError(http.StatusUnauthorized, "invalid_api_key", "the API key is unknown or revoked"))
 			return
 		}
-		if !g.admit(c, key, rt) {
+		paced, ok := g.admit(c, key, rt)
+		if !ok {
 			return
 		}
-		if l := g.opts.InFlight; l != nil && !g.streams[strings.TrimPrefix(c.FullPath(), "/k/:apikey")] {
+		stream := g.streams[strings.TrimPrefix(c.FullPath(), "/k/:apikey")]
+		if l := g.opts.InFlight; l != nil && !stream {
 			start := time.Now()
 			if !l.Acquire(c.Request.Context(), rt.Tenant.ID, g.opts.QueueWait) {
 				if d := time.Since(start); d > time.Millisecond {
@@ -209,6 +214,14 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			}
 			defer l.Release(rt.Tenant.ID)
 		}
+		if !stream {
+			start := time.Now()
+			leave := g.opts.Yield.Enter(c.Request.Context(), paced)
+			if d := time.Since(start); d > time.Millisecond {
+				g.opts.Metrics.observeWait(limitYield, d, true)
+			}
+			defer leave()
+		}
 		WithScope(c, &SyncScope{
 			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
 			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
@@ -223,21 +236,21 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 }
 
 // admit applies the tenant's request rate: the request goes on at once,
-// after waiting up to QueueWait for its token, or is refused with 429 and
-// Retry-After; the refusal is then cached for the key until a token could
-// be due within QueueWait.
-func (g *Gateway) admit(c *gin.Context, key string, rt *tenant.Runtime) bool {
+// after waiting up to QueueWait for its token (paced), or is refused with
+// 429 and Retry-After; the refusal is then cached for the key until a token
+// could be due within QueueWait.
+func (g *Gateway) admit(c *gin.Context, key string, rt *tenant.Runtime) (paced, ok bool) {
 	l := g.opts.Limiter
 	if l == nil {
-		return true
+		return false, true
 	}
 	start := time.Now()
-	ok, wait := l.Wait(c.Request.Context(), rt.Tenant.ID, rt.Limits.RequestsPerSecond, rt.Limits.RequestBurst, g.opts.QueueWait)
+	ok, paced, wait := l.Wait(c.Request.Context(), rt.Tenant.ID, rt.Limits.RequestsPerSecond, rt.Limits.RequestBurst, g.opts.QueueWait)
 	if d := time.Since(start); d > time.Millisecond {
 		g.opts.Metrics.observeWait(limitRate, d, ok)
 	}
 	if ok {
-		return true
+		return paced, true
 	}
 	g.opts.Metrics.observeRefusal(limitRate)
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
@@ -250,13 +263,14 @@ func (g *Gateway) admit(c *gin.Context, key string, rt *tenant.Runtime) bool {
 		g.refused.put(key, e, rt.Tenant.ID, start.Add(wait-g.opts.QueueWait))
 	}
 	RenderError(c, e)
-	return false
+	return false, false
 }
 
 // Limits named in refusals (the "limit" member of a 429) and metrics.
 const (
 	limitRate     = "requests_per_second"
 	limitInFlight = "requests_in_flight"
+	limitYield    = "yield" // waits only: a paced request giving way (YieldLane)
 )
 
 func (g *Gateway) authenticate(c *gin.Context) {

@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer, tenants *TenantCollector) *Metrics {
 		}, []string{"limit"}),
 		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "syncplane_gateway_queue_wait_seconds",
-			Help:    "Time requests over their tenant's rate or concurrency limit waited in the gateway, by limit and outcome (admitted or refused); requests that did not wait are not observed.",
+			Help:    "Time requests over their tenant's rate or concurrency limit waited in the gateway, by limit and outcome (admitted or refused); limit yield is a request paced by its tenant's rate giving way to other tenants' requests (always admitted); requests that did not wait are not observed.",
 			Buckets: waitBuckets,
 		}, []string{"limit", "outcome"}),
 		tenants: tenants,

@@ -77,10 +77,11 @@ func NewRateLimiter(ex DemandExchanger, replica string, interval time.Duration, 
 // client pressing without pause is thus paced by the server instead of
 // costing a refusal every few milliseconds, and waiting requests are bounded
 // by rate × maxDelay. Waiting happens without r's lock; maxDelay 0 never
-// waits.
-func (r *RateLimiter) Wait(ctx context.Context, tenantID int64, limit float64, burst int64, maxDelay time.Duration) (ok bool, retry time.Duration) {
+// waits. paced says the request got its token by waiting: its tenant is at
+// its rate limit.
+func (r *RateLimiter) Wait(ctx context.Context, tenantID int64, limit float64, burst int64, maxDelay time.Duration) (ok, paced bool, retry time.Duration) {
 	if limit <= 0 {
-		return true, 0
+		return true, false, 0
 	}
 	if burst < 1 {
 		burst = 1
@@ -93,24 +94,24 @@ func (r *RateLimiter) Wait(ctx context.Context, tenantID int64, limit float64, b
 	res := b.lim.ReserveN(now, 1)
 	r.mu.Unlock()
 	if !res.OK() {
-		return false, time.Second
+		return false, false, time.Second
 	}
 	d := res.DelayFrom(now)
 	if d <= 0 {
-		return true, 0
+		return true, false, 0
 	}
 	if d > maxDelay {
 		res.CancelAt(now)
-		return false, d
+		return false, false, d
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true, 0
+		return true, true, 0
 	case <-ctx.Done():
 		res.Cancel()
-		return false, d
+		return false, false, d
 	}
 }
 
