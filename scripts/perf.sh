@@ -16,6 +16,7 @@
 #   PERF_WATCHERS      watch streams of the watchers workload (default 10000)
 #   PERF_TENANTS       tenants provisioned (default 1000), PERF_ACTIVE active (100)
 #   PERF_SECONDS       length of each timed load run (default 15)
+#   PERF_NOISY_SECONDS length of the noisy-neighbour runs (default 30)
 #   PERF_ONLY          space-separated subset of: push snapshot tenants watchers small noisy
 #   PERF_OUT           raw results directory (default .syncplane/perf/<timestamp>)
 #   PERF_NO_DOCS=1     leave docs/ alone (raw results only)
@@ -33,6 +34,8 @@ WATCHERS=${PERF_WATCHERS:-10000}
 TENANTS=${PERF_TENANTS:-1000}
 ACTIVE=${PERF_ACTIVE:-100}
 SECS=${PERF_SECONDS:-15}
+# B's p99 is the tail of one run's requests: longer runs make it steadier.
+NOISY_SECS=${PERF_NOISY_SECONDS:-30}
 ONLY=${PERF_ONLY:-push snapshot tenants watchers small noisy}
 OUT=${PERF_OUT:-.syncplane/perf/$(date -u +%Y%m%dT%H%M%SZ)}
 PGDIR=.syncplane/perfpg
@@ -71,22 +74,40 @@ cleanup() {
 	if [[ -n "${DB:-}" ]]; then
 		# Drop the run's database: every tenant of the run lives in it.
 		if command -v psql >/dev/null; then
-			psql "${DB%/*}/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS \"$DBNAME\" WITH (FORCE)" >/dev/null 2>&1 || true
+			for d in "$DBNAME" "${DBNAME}_one"; do
+				psql "${DB%/*}/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)" >/dev/null 2>&1 || true
+			done
 		fi
 		"$BIN" localpg release --dir "$PGDIR" --lease $$ || true
 	fi
 }
 trap cleanup EXIT
 
-# start_server [--no-migrate]: a fresh server process. After the tenants are
+# checkpoint DB: flush dirty buffers now, so that a workload does not pay for
+# the previous one's writes (skipped without psql).
+checkpoint() {
+	command -v psql >/dev/null && psql "$1" -qc CHECKPOINT >/dev/null 2>&1 || true
+}
+
+# vacuum_analyze DB: VACUUM ANALYZE the whole database (skipped without psql).
+vacuum_analyze() {
+	command -v psql >/dev/null && psql "$1" -qc 'VACUUM ANALYZE' >/dev/null 2>&1 || true
+}
+
+# start_server [--db URL] [--no-migrate]: a fresh server process (on the
+# run's database unless --db names another). After the tenants are
 # provisioned the server starts without --auto-migrate: they are migrated,
 # and migrating 1,000 tenants at start holds one connection per tenant
 # (see docs/performance.md, findings).
 start_server() {
 	stop_server
-	local migrate=--auto-migrate
+	local migrate=--auto-migrate db=$DB
+	if [[ "${1:-}" == --db ]]; then
+		db=$2
+		shift 2
+	fi
 	[[ "${1:-}" == --no-migrate ]] && migrate=--auto-migrate=false
-	"$BIN" serve --database-url "$DB" --http-addr "$ADDR" --metrics-addr "" "$migrate" --log-level error \
+	"$BIN" serve --database-url "$db" --http-addr "$ADDR" --metrics-addr "" "$migrate" --log-level error \
 		>>"$OUT/serve.log" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 300); do
@@ -100,6 +121,7 @@ start_server() {
 }
 
 loadavg() { echo "$(printf '%-10s' "$1") $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.txt"; }
+MIGRATED="" # --no-migrate once the tenants workload has provisioned its tenants
 lg() { "$BIN" loadgen --url "$URL" --server-pid "$SERVER_PID" --quiet "$@"; }
 
 if want push; then
@@ -123,14 +145,13 @@ if want snapshot; then
 fi
 
 if want tenants; then
-	log "tenants: one tenant × $((ACTIVE * 10)) devices, then $ACTIVE of $TENANTS tenants × 10 devices"
+	log "tenants: one tenant × $((ACTIVE * 10)) devices, then $ACTIVE of $TENANTS tenants × 10 devices, interleaved"
 	loadavg tenants
-	start_server
-	lg --database-url "$DB" --tenants 1 --setup-only --write-tenants "$OUT/tenants_one.json"
-	for i in $(seq 1 "$REPS"); do
-		lg --tenants-file "$OUT/tenants_one.json" --mode http --devices $((ACTIVE * 10)) --devices-per-user 2 \
-			--push-ratio 0.5 --rows-per-push 1 --duration "${SECS}s" --attach-parallel 64 --json "$OUT/tenants_single_$i.json"
-	done
+	# The single tenant lives in a database of its own, so that it is the
+	# only tenant of its platform; the many tenants in the run's database.
+	DB_ONE=$("$BIN" localpg start --dir "$PGDIR" --db "${DBNAME}_one" --lease $$)
+	start_server --db "$DB_ONE"
+	lg --database-url "$DB_ONE" --tenants 1 --setup-only --write-tenants "$OUT/tenants_one.json"
 	start_server
 	# In batches of 100 per process: tenant provisioning keeps one
 	# PostgreSQL connection per migrated tenant until its process exits.
@@ -144,8 +165,22 @@ if want tenants; then
 	done
 	MANY=$(IFS=,; echo "${files[*]}")
 	echo "$((TENANTS + 1)) (provisioned in $(($(date +%s) - t0)) s)" >"$OUT/tenants_provisioned.txt"
-	start_server --no-migrate
+	MIGRATED=--no-migrate # later workloads' servers need not check 1,000 tenants' migrations
+	# A platform's tenants exist long before a busy hour: vacuum the
+	# catalogs the provisioning churned and give the new tables their
+	# statistics now, instead of autovacuum doing it during the measurement.
+	vacuum_analyze "$DB_ONE"
+	vacuum_analyze "$DB"
+	# Repetitions alternate one tenant and many, each on a fresh server after
+	# a checkpoint, so that neither side always runs after the provisioning's
+	# write burst or on a warmer machine.
 	for i in $(seq 1 "$REPS"); do
+		checkpoint "$DB_ONE"
+		start_server --db "$DB_ONE" --no-migrate
+		lg --tenants-file "$OUT/tenants_one.json" --mode http --devices $((ACTIVE * 10)) --devices-per-user 2 \
+			--push-ratio 0.5 --rows-per-push 1 --duration "${SECS}s" --attach-parallel 64 --json "$OUT/tenants_single_$i.json"
+		checkpoint "$DB"
+		start_server --no-migrate
 		lg --tenants-file "$MANY" --active "$ACTIVE" --mode http --devices 10 --devices-per-user 2 \
 			--push-ratio 0.5 --rows-per-push 1 --duration "${SECS}s" --attach-parallel 64 --json "$OUT/tenants_multi_$i.json"
 	done
@@ -155,7 +190,7 @@ fi
 if want watchers; then
 	log "watchers: $WATCHERS streams on one fresh server"
 	loadavg watchers
-	start_server --no-migrate
+	start_server $MIGRATED
 	lg --database-url "$DB" --tenants 1 --workload watchers --mode http --watchers "$WATCHERS" --watchers-per-user 10 \
 		--commits 50 --reps "$REPS" --attach-parallel 200 --json "$OUT/watchers.json" | tee "$OUT/watchers.txt"
 	stop_server
@@ -164,7 +199,7 @@ fi
 if want small; then
 	log "small pushes: 1-row pushes from 50 and 200 real devices"
 	loadavg small
-	start_server --no-migrate
+	start_server $MIGRATED
 	lg --database-url "$DB" --tenants 1 --setup-only --write-tenants "$OUT/tenants_small.json"
 	for i in $(seq 1 "$REPS"); do
 		for n in 50 200; do
@@ -181,18 +216,30 @@ if want noisy; then
 	echo "$NOISY_RPS" >"$OUT/noisy_rps.txt"
 	log "noisy neighbour: tenant B alone, and with tenant A pressing at $NOISY_RPS requests/s (harsh flood, reference-like client)"
 	loadavg noisy
-	start_server --no-migrate
+	start_server $MIGRATED
 	lg --database-url "$DB" --tenants 1 --noisy --noisy-rps "$NOISY_RPS" --setup-only --write-tenants "$OUT/tenants_noisy.json"
 	# Each repetition runs B alone between the two floods it is compared
 	# with: the harsh one (20 devices retrying every 429 after 20 ms) and the
 	# reference-like one (backing off 100 ms-1 s, honouring Retry-After).
+	# The flood runs in a load-generator process of its own at nice 19,
+	# started before B's run and ending after it: A's devices are its users'
+	# phones, not the server's cores (the report says so beside the figure).
+	b_run() { lg --tenants-file "$OUT/tenants_noisy.json" --mode http --devices 10 --op-interval 50ms --push-ratio 0.5 \
+		--duration "${NOISY_SECS}s" --json "$OUT/$1.json"; }
+	flood_run() { # NAME [flood flags]: B's run NAME during A's flood NAME-a
+		local name=$1 fp
+		shift
+		nice -n 19 "$BIN" loadgen --url "$URL" --server-pid -1 --quiet --tenants-file "$OUT/tenants_noisy.json" --noisy-only \
+			--noisy-devices 20 "$@" --mode http --duration "$((NOISY_SECS + 8))s" --json "$OUT/${name%_*}-a_${name##*_}.json" >/dev/null &
+		fp=$!
+		sleep 3
+		b_run "$name"
+		wait "$fp"
+	}
 	for i in $(seq 1 "$REPS"); do
-		lg --tenants-file "$OUT/tenants_noisy.json" --noisy --noisy-devices 20 --noisy-backoff 20ms --mode http --devices 10 \
-			--op-interval 50ms --push-ratio 0.5 --duration "${SECS}s" --json "$OUT/noisy_flood_$i.json"
-		lg --tenants-file "$OUT/tenants_noisy.json" --mode http --devices 10 --op-interval 50ms --push-ratio 0.5 \
-			--duration "${SECS}s" --json "$OUT/noisy_base_$i.json"
-		lg --tenants-file "$OUT/tenants_noisy.json" --noisy --noisy-devices 20 --mode http --devices 10 \
-			--op-interval 50ms --push-ratio 0.5 --duration "${SECS}s" --json "$OUT/noisy_ref_$i.json"
+		flood_run "noisy_flood_$i" --noisy-backoff 20ms
+		b_run "noisy_base_$i"
+		flood_run "noisy_ref_$i"
 	done
 	stop_server
 fi
