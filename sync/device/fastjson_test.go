@@ -197,6 +197,11 @@ var fastPages = func() []string {
 		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", fastPayloads[2])+`],"rows":[],"next_row_ordinal":1,"has_more":false}`,
 		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", `{"id":"a","title":"t","body":"b","n":1,"score":1,"updated_at":"x"`)+`],"next_row_ordinal":1,"has_more":false}`,
 		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[`+row("2", fastPayloads[2])+`],"next_row_ordinal":1,"has_more":false} x`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"\u0061"},"row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a"}, "row_version":1,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a"},"row_version":1 ,"payload":`+fastPayloads[2]+`}],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+` }],"next_row_ordinal":1,"has_more":false}`,
+		`{"snapshot_id":"s","snapshot_bundle_seq":7,"rows":[{"schema":"app","table":"items","key":{"id":"a"},"row_version":1,"payload":`+fastPayloads[2]+`,"op":"INSERT"}],"next_row_ordinal":1,"has_more":false}`,
 	)
 }()
 

@@ -307,6 +307,8 @@ type snapshotDecoder struct {
 	maxSeq  int64
 	columns map[*tenant.Table]map[string]int
 	block   []any // see values
+	heads   []rowHead
+	head    *rowHead // the last one that matched
 }
 
 func newSnapshotDecoder(c *Client, maxSeq int64) *snapshotDecoder {
@@ -318,6 +320,7 @@ func newSnapshotDecoder(c *Client, maxSeq int64) *snapshotDecoder {
 		}
 		d.columns[t] = m
 	}
+	d.heads = rowHeads(c)
 	return d
 }
 
