@@ -14,6 +14,19 @@ import (
 // large enough that a tenant's requests rarely queue behind one long one.
 const shardConns = 4
 
+// Prepared statements kept per shard connection: pgx's default (512) holds
+// about ten tenants' worth of sync statements, while a shard connection
+// serves about twenty tenants when 100 are active (and more when it lends
+// itself out). Beyond the cache every statement is parsed and planned again
+// on every use: with 100 active tenants that was two re-prepares per
+// operation against 0.2 with 2,048 (docs/performance.md), for about a
+// fifth more backend memory. A connection string that sets
+// statement_cache_capacity to anything but the default keeps its value.
+const (
+	defaultStatementCache = 512
+	shardStatementCache   = 2048
+)
+
 // requestShards splits one cluster's connection budget into small pools
 // (shards) and gives every tenant a home shard, so that a tenant's requests
 // usually run on the same few connections.
@@ -34,7 +47,8 @@ const shardConns = 4
 // tenant therefore spreads over every connection of the cluster, while many
 // tenants that keep every shard busy each stay home.
 //
-// Shard connections plan prepared statements generically at once
+// Shard connections keep more prepared statements (shardStatementCache)
+// and plan them generically at once
 // (plan_cache_mode force_generic_plan, unless the connection string sets
 // it): sync statements are key and range look-ups whose plans do not depend
 // on the values, and a (connection, tenant, statement) triple is executed
@@ -88,6 +102,9 @@ func newRequestShards(cluster *pgxpool.Pool, base *pgxpool.Config) (*requestShar
 		cfg.MinConns, cfg.MinIdleConns = 0, 0
 		if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
 			cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		}
+		if cfg.ConnConfig.StatementCacheCapacity == defaultStatementCache {
+			cfg.ConnConfig.StatementCacheCapacity = shardStatementCache
 		}
 		p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		if err != nil {

@@ -41,6 +41,25 @@ func TestRequestShardsSplitTheBudget(t *testing.T) {
 	require.EqualValues(t, 22, total, "the shards hold the cluster's connection budget, no more")
 	for _, p := range s.pools {
 		require.Equal(t, "force_generic_plan", p.Config().ConnConfig.RuntimeParams["plan_cache_mode"])
+		require.Equal(t, shardStatementCache, p.Config().ConnConfig.StatementCacheCapacity)
+	}
+}
+
+// TestRequestShardsKeepExplicitSettings: settings the connection string
+// gives win over the shards' own defaults.
+func TestRequestShardsKeepExplicitSettings(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig("postgres://nobody@127.0.0.1:1/none?sslmode=disable&statement_cache_capacity=100&plan_cache_mode=auto")
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	cluster, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	s, err := newRequestShards(cluster, cfg)
+	require.NoError(t, err)
+	t.Cleanup(s.close)
+	for _, p := range s.pools {
+		require.Equal(t, 100, p.Config().ConnConfig.StatementCacheCapacity)
+		require.Equal(t, "auto", p.Config().ConnConfig.RuntimeParams["plan_cache_mode"])
 	}
 }
 
