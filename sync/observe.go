@@ -57,7 +57,7 @@ func (h *Handler) observe(c *gin.Context) {
 		// A request whose client went away (a device stopping mid-request)
 		// failed because of that: nobody got the answer, so it is not the
 		// device's last error.
-		if c.Request.Context().Err() == nil {
+		if !server.ClientGone(c) {
 			h.recordSourceError(c, sc, code)
 		}
 		m.ObserveError(slug, code)

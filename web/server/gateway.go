@@ -226,6 +226,21 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
 			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
 		})
+		if !stream {
+			// Admitted work runs to its end even when the client goes away
+			// (bounded by workTimeout): pgx closes a connection whose query
+			// was interrupted, and its replacement starts with cold caches
+			// (prepared statements, plans, relcache), which are per tenant
+			// schema, so with many tenants re-warming a connection costs far
+			// more than finishing one request. Mobile clients drop requests
+			// all the time. A push commit that completes is replayed
+			// idempotently when the client retries. Watch streams keep the
+			// client's context: they end when the client leaves.
+			c.Set(clientContextKey, c.Request.Context())
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), workTimeout)
+			defer cancel()
+			c.Request = c.Request.WithContext(ctx)
+		}
 		c.Next()
 		if u := g.opts.Usage; u != nil {
 			// Both entry styles count as the same endpoint.
@@ -265,6 +280,26 @@ func (g *Gateway) admit(c *gin.Context, key string, rt *tenant.Runtime) (paced, 
 	RenderError(c, e)
 	return false, false
 }
+
+// clientContextKey holds the client's own request context once the work
+// runs detached from it (see ClientGone).
+const clientContextKey = "syncplane.client_context"
+
+// ClientGone reports whether the client of c's request has gone away (or
+// its request ended otherwise), also when the work runs detached from it.
+func ClientGone(c *gin.Context) bool {
+	if v, ok := c.Get(clientContextKey); ok {
+		if ctx, ok := v.(context.Context); ok {
+			return ctx.Err() != nil
+		}
+	}
+	return c.Request.Context().Err() != nil
+}
+
+// workTimeout bounds an admitted request's work once it no longer follows
+// its client's cancellation (see the gateway); the longest requests (a
+// snapshot session over a million rows) take seconds.
+const workTimeout = 2 * time.Minute
 
 // Limits named in refusals (the "limit" member of a 429) and metrics.
 const (

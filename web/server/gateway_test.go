@@ -217,3 +217,75 @@ func TestGatewaySuspendRevokeAndDefaultTenant(t *testing.T) {
 	fresh := map[string]string{"Authorization": "Bearer " + token(t, newSecret, "user-9", time.Now().Add(time.Hour))}
 	require.Equal(t, 200, call(t, "GET", srv.URL+"/k/"+a.sk+"/sync/probe", fresh).status)
 }
+
+// TestGatewayWorkOutlivesTheClient: a request's work keeps a live context
+// when its client goes away (so a query is never interrupted and its
+// connection closed), ClientGone tells the handler, and a watch-style
+// stream route still ends with its client.
+func TestGatewayWorkOutlivesTheClient(t *testing.T) {
+	store := tenanttest.Store(t)
+	a := newGWTenant(t, store)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cache := tenant.NewCache(store, time.Hour)
+	done := make(chan struct{})
+	go func() { defer close(done); cache.Run(ctx, time.Hour) }()
+	<-cache.Listening()
+	gw := server.NewGateway(server.GatewayOptions{Resolver: cache, StreamRoutes: []string{"/sync/stream"}})
+	e := server.NewEngine(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	type outcome struct{ workErr, gone bool }
+	got := make(chan outcome, 2)
+	gw.Mount(e, func(_, authed gin.IRouter) {
+		authed.GET("/sync/slow", func(c *gin.Context) {
+			entered <- struct{}{}
+			<-release
+			// The server notices the closed connection shortly after.
+			for end := time.Now().Add(5 * time.Second); !server.ClientGone(c) && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
+			got <- outcome{c.Err() != nil, server.ClientGone(c)}
+		})
+		authed.GET("/sync/stream", func(c *gin.Context) {
+			entered <- struct{}{}
+			select {
+			case <-c.Done():
+				got <- outcome{true, server.ClientGone(c)}
+			case <-time.After(5 * time.Second):
+				got <- outcome{false, server.ClientGone(c)}
+			}
+		})
+	})
+	srv := httptest.NewServer(e)
+	defer func() { srv.Close(); gw.Close(); cancel(); <-done }()
+
+	tok := token(t, a.secret, "user-1", time.Now().Add(time.Hour))
+	send := func(path string) {
+		rctx, rcancel := context.WithCancel(context.Background())
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, srv.URL+"/k/"+a.pk+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		errc := make(chan error, 1)
+		go func() {
+			res, err := http.DefaultClient.Do(req)
+			if err == nil {
+				res.Body.Close()
+			}
+			errc <- err
+		}()
+		<-entered
+		rcancel() // the client goes away mid-request
+		require.Error(t, <-errc)
+	}
+
+	send("/sync/slow")
+	close(release)
+	o := <-got
+	require.False(t, o.workErr, "the work's context was cancelled with its client")
+	require.True(t, o.gone, "ClientGone does not see the client leave")
+
+	send("/sync/stream")
+	o = <-got
+	require.True(t, o.workErr, "a stream outlived its client")
+	require.True(t, o.gone)
+}
