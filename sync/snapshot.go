@@ -274,26 +274,22 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
 			t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
 	}
-	target, cols, idArg := r.t("_sync_snapshot_row")+` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)`, `$2::uuid, `, []any{r.user, id}
 	if own {
-		tbl := r.t(*rowsTable)
-		if _, err := tx.Exec(c, `CREATE UNLOGGED TABLE `+tbl+` (row_ordinal bigint NOT NULL, table_name text NOT NULL,
-			key_text text NOT NULL, row_version bigint NOT NULL, payload text NOT NULL)
-			WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)`); err != nil {
-			return fmt.Errorf("create snapshot rows table: %w", err)
+		if err := freezeOwnTable(c, tx, r, *rowsTable, parts, resp); err != nil {
+			return err
 		}
-		target, cols, idArg = tbl+` (row_ordinal, table_name, key_text, row_version, payload)`, ``, []any{r.user}
-	}
-	q := `WITH ins AS (
-		INSERT INTO ` + target + `
-		SELECT ` + cols + `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
-		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
-		LEFT JOIN ` + r.t("_sync_row_state") + ` rs
-			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
-		RETURNING octet_length(payload) AS len
-	) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
-	if err := tx.QueryRow(c, q, idArg...).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
-		return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
+	} else {
+		q := `WITH ins AS (
+			INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
+			SELECT $2::uuid, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
+			FROM (` + strings.Join(parts, " UNION ALL ") + `) x
+			LEFT JOIN ` + r.t("_sync_row_state") + ` rs
+				ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+			RETURNING octet_length(payload) AS len
+		) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
+		if err := tx.QueryRow(c, q, r.user, id).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
+			return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
+		}
 	}
 	// Every frozen row has its own live row state (the join is on the row
 	// state's key), so the counts agree unless a live row state lacks its
@@ -317,6 +313,37 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	if _, err := tx.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET row_count = $2, byte_count = $3 WHERE snapshot_id = $1`,
 		id, resp.RowCount, resp.ByteCount); err != nil {
 		return fmt.Errorf("record snapshot size: %w", err)
+	}
+	return nil
+}
+
+// freezeOwnTable freezes the rows of parts (the per-table selects of
+// freezeSnapshot, $1 the user) into the session's own table, created by
+// the statement that fills it: CREATE TABLE AS may run its query in
+// parallel (an INSERT cannot), so reading, joining, rendering and sorting a
+// large scope use every core while the device waits for the answer. The
+// size for the answer is then summed over the frozen rows, also in
+// parallel.
+func freezeOwnTable(c *gin.Context, tx pgx.Tx, r *reqCtx, table string, parts []string, resp *snapshotCreateResponse) error {
+	if _, err := tx.Exec(c, `SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`); err != nil {
+		return fmt.Errorf("plan snapshot: %w", err)
+	}
+	if _, err := tx.Exec(c, `CREATE UNLOGGED TABLE `+r.t(table)+`
+		WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) AS
+		SELECT row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
+			x.key_text, rs.row_version, x.payload
+		FROM (`+strings.Join(parts, " UNION ALL ")+`) x
+		LEFT JOIN `+r.t("_sync_row_state")+` rs
+			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted`, r.user); err != nil {
+		return fmt.Errorf("freeze snapshot rows: %w", err)
+	}
+	var orphans int64
+	if err := tx.QueryRow(c, `SELECT count(*), coalesce(sum(octet_length(payload)), 0)::bigint,
+		count(*) FILTER (WHERE row_version IS NULL) FROM `+r.t(table)).Scan(&resp.RowCount, &resp.ByteCount, &orphans); err != nil {
+		return fmt.Errorf("measure snapshot rows: %w", err)
+	}
+	if orphans > 0 {
+		return fmt.Errorf("freeze snapshot rows: %d live rows without row state", orphans) // 500, as the NOT NULL of the shared table
 	}
 	return nil
 }
