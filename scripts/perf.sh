@@ -176,12 +176,12 @@ if want tenants; then
 	# write burst or on a warmer machine.
 	# A fresh server's connections start with cold caches (prepared
 	# statements, plans, relcache), per tenant: each repetition first runs
-	# the same load unmeasured for 10 s (reported apart as the cold figure),
+	# the same load unmeasured for 20 s (reported apart as the cold figure),
 	# then measures the warm server, as a long-running replica is.
 	tenants_rep() { # NAME [loadgen flags]
 		local name=$1
 		shift
-		lg "$@" --mode http --devices-per-user 2 --push-ratio 0.5 --rows-per-push 1 --duration 10s --attach-parallel 64 \
+		lg "$@" --mode http --devices-per-user 2 --push-ratio 0.5 --rows-per-push 1 --duration 20s --attach-parallel 64 \
 			--json "$OUT/tenants_warm-${name}_$i.json" >/dev/null
 		lg "$@" --mode http --devices-per-user 2 --push-ratio 0.5 --rows-per-push 1 --duration "${SECS}s" --attach-parallel 64 \
 			--json "$OUT/tenants_${name}_$i.json"
