@@ -11,8 +11,8 @@
 # Environment:
 #   PERF_REPS          repetitions per workload (default 5; medians are reported)
 #   PERF_SNAPSHOT_ROWS rows of the snapshot workload (default 1000000)
-#   PERF_DEVICE_REPS   fresh SQLite devices hydrating that snapshot (default 1;
-#                      each takes minutes; every repetition also reads it over HTTP)
+#   PERF_DEVICE_REPS   fresh SQLite devices hydrating that snapshot (default
+#                      PERF_REPS; every repetition also reads it over HTTP)
 #   PERF_WATCHERS      watch streams of the watchers workload (default 10000)
 #   PERF_TENANTS       tenants provisioned (default 1000), PERF_ACTIVE active (100)
 #   PERF_SECONDS       length of each timed load run (default 15)
@@ -29,7 +29,7 @@ fi
 
 REPS=${PERF_REPS:-5}
 SNAP_ROWS=${PERF_SNAPSHOT_ROWS:-1000000}
-DEVICE_REPS=${PERF_DEVICE_REPS:-1}
+DEVICE_REPS=${PERF_DEVICE_REPS:-$REPS}
 WATCHERS=${PERF_WATCHERS:-10000}
 TENANTS=${PERF_TENANTS:-1000}
 ACTIVE=${PERF_ACTIVE:-100}
