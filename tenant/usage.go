@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -413,23 +415,48 @@ func (s *Store) sampleTenants(ctx context.Context, tenants []Tenant, hour time.T
 				parts[i] = `SELECT ` + strconv.Itoa(j) + `, count(*) FROM ` +
 					pgx.Identifier{schemas[j], "_sync_source"}.Sanitize() + ` WHERE last_seen_at >= $1`
 			}
-			rows, err := pool.Query(ctx, strings.Join(parts, "\nUNION ALL "), hour)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("sample active devices: %w", err)
-			}
-			for rows.Next() {
-				var j int
-				var n int64
-				if err := rows.Scan(&j, &n); err != nil {
-					rows.Close()
-					return nil, nil, nil, fmt.Errorf("sample active devices: %w", err)
+			err := countActive(ctx, pool, strings.Join(parts, "\nUNION ALL "), hour, devices)
+			if isUndefinedRelation(err) {
+				// A tenant deleted (or not yet provisioned) since the list
+				// was read: sample the chunk one tenant at a time, skipping
+				// schemas that are gone.
+				for _, q := range parts {
+					if err = countActive(ctx, pool, q, hour, devices); isUndefinedRelation(err) {
+						err = nil
+					}
+					if err != nil {
+						break
+					}
 				}
-				devices[j] = n
 			}
-			if err := rows.Err(); err != nil {
+			if err != nil {
 				return nil, nil, nil, fmt.Errorf("sample active devices: %w", err)
 			}
 		}
 	}
 	return ids, storage, devices, nil
+}
+
+// countActive runs q (rows of tenant index and count) into devices.
+func countActive(ctx context.Context, pool *pgxpool.Pool, q string, since time.Time, devices []int64) error {
+	rows, err := pool.Query(ctx, q, since)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j int
+		var n int64
+		if err := rows.Scan(&j, &n); err != nil {
+			return err
+		}
+		devices[j] = n
+	}
+	return rows.Err()
+}
+
+// isUndefinedRelation reports a table or schema that does not exist.
+func isUndefinedRelation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000")
 }

@@ -1,0 +1,35 @@
+package tenant_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syncplane/syncplane/tenant/tenanttest"
+)
+
+// TestSampleUsageSkipsVanishedSchemas: a tenant whose schema is gone while
+// the sampler runs (deleted concurrently) does not fail the other tenants'
+// sample.
+func TestSampleUsageSkipsVanishedSchemas(t *testing.T) {
+	ctx := context.Background()
+	store := tenanttest.Store(t)
+	kept := tenanttest.Tenant(t, store, "")
+	gone := tenanttest.Tenant(t, store, "")
+	_, err := store.DB().Exec(ctx, `DROP SCHEMA `+pgx.Identifier{gone.SchemaName()}.Sanitize()+` CASCADE`)
+	require.NoError(t, err)
+
+	// Another process's sampler may hold the sampling lock for a moment.
+	require.Eventually(t, func() bool {
+		ran, err := store.SampleUsage(ctx, 24*time.Hour)
+		require.NoError(t, err)
+		return ran
+	}, 10*time.Second, 50*time.Millisecond)
+	var sampled int
+	require.NoError(t, store.DB().QueryRow(ctx, `SELECT count(*) FROM syncplane.usage_hourly
+		WHERE tenant_id = $1 AND storage_bytes > 0`, kept.ID).Scan(&sampled))
+	require.Equal(t, 1, sampled, "the kept tenant was sampled")
+}
