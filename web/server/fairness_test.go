@@ -50,12 +50,24 @@ func newFairGateway(t *testing.T, store *tenant.Store, maxInFlight int, wait tim
 			return
 		}
 		fg.entered <- s.UserID
-		select {
-		case <-fg.release:
-		case <-c.Request.Context().Done():
-			return
+		// The work's context outlives the client (the gateway detaches it,
+		// watch streams excepted): stop when the client is gone, as a
+		// handler that checks server.ClientGone would.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-fg.release:
+				c.JSON(http.StatusOK, gin.H{"user": s.UserID})
+				return
+			case <-c.Request.Context().Done():
+				return
+			case <-tick.C:
+				if server.ClientGone(c) {
+					return
+				}
+			}
 		}
-		c.JSON(http.StatusOK, gin.H{"user": s.UserID})
 	}
 	gw.Mount(e, func(public, authed gin.IRouter) {
 		authed.GET("/sync/hold", hold)
