@@ -19,8 +19,17 @@ func TestSampleUsageSkipsVanishedSchemas(t *testing.T) {
 	store := tenanttest.Store(t)
 	kept := tenanttest.Tenant(t, store, "")
 	gone := tenanttest.Tenant(t, store, "")
-	_, err := store.DB().Exec(ctx, `DROP SCHEMA `+pgx.Identifier{gone.SchemaName()}.Sanitize()+` CASCADE`)
+	// The table the sampler reads disappears, as with a tenant deleted
+	// between the listing and the sample; put back afterwards, so that the
+	// tenant's own clean-up (and every later test) finds it whole.
+	src := pgx.Identifier{gone.SchemaName(), "_sync_source"}.Sanitize()
+	_, err := store.DB().Exec(ctx, `ALTER TABLE `+src+` RENAME TO _sync_source_gone`)
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := store.DB().Exec(context.Background(), `ALTER TABLE `+
+			pgx.Identifier{gone.SchemaName(), "_sync_source_gone"}.Sanitize()+` RENAME TO _sync_source`)
+		require.NoError(t, err)
+	})
 
 	// Another process's sampler may hold the sampling lock for a moment.
 	require.Eventually(t, func() bool {
