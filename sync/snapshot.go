@@ -262,7 +262,8 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	// the statistics say, and nested loops over stale estimates go quadratic.
 	settings := `SET LOCAL enable_nestloop = off`
 	if own {
-		settings += `; SET LOCAL work_mem = '` + snapshotWorkMem + `'`
+		// CREATE TABLE AS may run in parallel (freezeOwnTable): let it.
+		settings += `; SET LOCAL work_mem = '` + snapshotWorkMem + `'; SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`
 	}
 	if _, err := tx.Exec(c, settings); err != nil {
 		return fmt.Errorf("plan snapshot: %w", err)
@@ -274,17 +275,20 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
 			t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
 	}
+	// The frozen rows in page order, with their row versions ($1 the user).
+	frozen := `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
+			x.key_text, rs.row_version, x.payload
+		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
+		LEFT JOIN ` + r.t("_sync_row_state") + ` rs
+			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted`
 	if own {
-		if err := freezeOwnTable(c, tx, r, *rowsTable, parts, resp); err != nil {
+		if err := freezeOwnTable(c, tx, r, *rowsTable, frozen, resp); err != nil {
 			return err
 		}
 	} else {
 		q := `WITH ins AS (
 			INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
-			SELECT $2::uuid, row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C"), x.tname, x.key_text, rs.row_version, x.payload
-			FROM (` + strings.Join(parts, " UNION ALL ") + `) x
-			LEFT JOIN ` + r.t("_sync_row_state") + ` rs
-				ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted
+			SELECT $2::uuid, ` + frozen + `
 			RETURNING octet_length(payload) AS len
 		) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
 		if err := tx.QueryRow(c, q, r.user, id).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
@@ -317,24 +321,16 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	return nil
 }
 
-// freezeOwnTable freezes the rows of parts (the per-table selects of
-// freezeSnapshot, $1 the user) into the session's own table, created by
+// freezeOwnTable freezes the rows selected by frozen (freezeSnapshot's
+// select list and sources, $1 the user) into the session's own table, created by
 // the statement that fills it: CREATE TABLE AS may run its query in
 // parallel (an INSERT cannot), so reading, joining, rendering and sorting a
 // large scope use every core while the device waits for the answer. The
 // size for the answer is then summed over the frozen rows, also in
 // parallel.
-func freezeOwnTable(c *gin.Context, tx pgx.Tx, r *reqCtx, table string, parts []string, resp *snapshotCreateResponse) error {
-	if _, err := tx.Exec(c, `SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`); err != nil {
-		return fmt.Errorf("plan snapshot: %w", err)
-	}
+func freezeOwnTable(c *gin.Context, tx pgx.Tx, r *reqCtx, table, frozen string, resp *snapshotCreateResponse) error {
 	if _, err := tx.Exec(c, `CREATE UNLOGGED TABLE `+r.t(table)+`
-		WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) AS
-		SELECT row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
-			x.key_text, rs.row_version, x.payload
-		FROM (`+strings.Join(parts, " UNION ALL ")+`) x
-		LEFT JOIN `+r.t("_sync_row_state")+` rs
-			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted`, r.user); err != nil {
+		WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) AS SELECT `+frozen, r.user); err != nil {
 		return fmt.Errorf("freeze snapshot rows: %w", err)
 	}
 	var orphans int64

@@ -214,6 +214,10 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 			}
 			defer l.Release(rt.Tenant.ID)
 		}
+		WithScope(c, &SyncScope{
+			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
+			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
+		})
 		if !stream {
 			start := time.Now()
 			leave := g.opts.Yield.Enter(c.Request.Context(), paced)
@@ -221,12 +225,7 @@ func (g *Gateway) resolveKey(keyOf func(*gin.Context) string, secretOnly bool) g
 				g.opts.Metrics.observeWait(limitYield, d, true)
 			}
 			defer leave()
-		}
-		WithScope(c, &SyncScope{
-			Tenant: &rt.Tenant, Pool: rt.Pool, Schema: rt.Schema, SchemaVersion: rt.SchemaVersion,
-			Limits: rt.Limits, KeyKind: rec.Kind, auth: rt.Auth, authUpdated: rt.AuthUpdatedAt,
-		})
-		if !stream {
+
 			// Admitted work runs to its end even when the client goes away
 			// (bounded by workTimeout): pgx closes a connection whose query
 			// was interrupted, and its replacement starts with cold caches
