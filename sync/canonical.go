@@ -38,6 +38,7 @@ type bundleHasher struct {
 	seq    int64
 	n      int
 	buf    []byte
+	canon  canonicalizer
 }
 
 func newBundleHasher(schema string, bundleSeq int64) *bundleHasher {
@@ -66,7 +67,7 @@ func (b *bundleHasher) add(r hashRow) error {
 	} else {
 		var err error
 		var rest []byte
-		buf, rest, err = appendCanonical(buf, r.Payload)
+		buf, rest, err = b.canon.append(buf, r.Payload)
 		if err != nil || len(skipSpace(rest)) != 0 {
 			return fmt.Errorf("canonicalize payload of %s %s: %v", r.Table, r.KeyText, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"sort"
 	"strconv"
 	"unicode/utf8"
 )
@@ -15,127 +14,211 @@ import (
 // CanonicalJSON does, without building a generic value; FuzzCanonical
 // checks the two agree.
 func appendCanonical(dst, in []byte) ([]byte, []byte, error) {
-	in = skipSpace(in)
-	if len(in) == 0 {
-		return nil, nil, errors.New("unexpected end of JSON")
+	var c canonicalizer
+	return c.append(dst, in)
+}
+
+// canonicalizer holds the scratch space of appendCanonical, so that a
+// caller canonicalizing many documents (the bundle hasher) reuses it and
+// allocates nothing per document in the common case.
+type canonicalizer struct {
+	buf     []byte      // canonical output, with nested objects' scratch before it
+	members []memberRef // the open objects' members, innermost last
+}
+
+// memberRef is one object member: its decoded name and the span of its
+// canonical value in canonicalizer.buf.
+type memberRef struct {
+	key        []byte
+	start, end int
+}
+
+func (c *canonicalizer) append(dst, in []byte) ([]byte, []byte, error) {
+	c.buf = dst
+	c.members = c.members[:0]
+	start, rest, err := c.value(in)
+	if err != nil {
+		c.buf = nil
+		return nil, nil, err
 	}
-	switch c := in[0]; {
-	case c == '{':
-		return appendObject(dst, in[1:])
-	case c == '[':
+	// An object leaves its members' scratch before its output: move the
+	// output down to where dst ended.
+	n := copy(c.buf[len(dst):], c.buf[start:])
+	out := c.buf[:len(dst)+n]
+	c.buf = nil
+	return out, rest, nil
+}
+
+// value appends the canonical form of the value at the start of in to c.buf
+// and returns where that form starts (anything between the previous end
+// of c.buf and start is scratch).
+func (c *canonicalizer) value(in []byte) (int, []byte, error) {
+	in = skipSpace(in)
+	start := len(c.buf)
+	if len(in) == 0 {
+		return 0, nil, errors.New("unexpected end of JSON")
+	}
+	switch ch := in[0]; {
+	case ch == '{':
+		return c.object(in[1:])
+	case ch == '[':
 		in = skipSpace(in[1:])
-		dst = append(dst, '[')
+		c.buf = append(c.buf, '[')
 		if len(in) > 0 && in[0] == ']' {
-			return append(dst, ']'), in[1:], nil
+			c.buf = append(c.buf, ']')
+			return start, in[1:], nil
 		}
 		for {
-			var err error
-			dst, in, err = appendCanonical(dst, in)
+			elem := len(c.buf)
+			s, rest, err := c.value(in)
 			if err != nil {
-				return nil, nil, err
+				return 0, nil, err
 			}
-			in = skipSpace(in)
+			if s != elem {
+				// A nested object wrote scratch first: keep only its output.
+				n := copy(c.buf[elem:], c.buf[s:])
+				c.buf = c.buf[:elem+n]
+			}
+			in = skipSpace(rest)
 			if len(in) == 0 {
-				return nil, nil, errors.New("unterminated array")
+				return 0, nil, errors.New("unterminated array")
 			}
 			if in[0] == ']' {
-				return append(dst, ']'), in[1:], nil
+				c.buf = append(c.buf, ']')
+				return start, in[1:], nil
 			}
 			if in[0] != ',' {
-				return nil, nil, errors.New("expected , in array")
+				return 0, nil, errors.New("expected , in array")
 			}
-			dst = append(dst, ',')
+			c.buf = append(c.buf, ',')
 			in = in[1:]
 		}
-	case c == '"':
-		s, rest, err := scanString(in)
+	case ch == '"':
+		raw, simple, rest, err := scanStringRaw(in)
 		if err != nil {
-			return nil, nil, err
+			return 0, nil, err
 		}
-		return appendString(dst, s), rest, nil
-	case c == 't' && bytes.HasPrefix(in, []byte("true")):
-		return append(dst, "true"...), in[4:], nil
-	case c == 'f' && bytes.HasPrefix(in, []byte("false")):
-		return append(dst, "false"...), in[5:], nil
-	case c == 'n' && bytes.HasPrefix(in, []byte("null")):
-		return append(dst, "null"...), in[4:], nil
-	case c == '-' || c >= '0' && c <= '9':
+		if simple {
+			c.buf = appendSimpleString(c.buf, raw)
+			return start, rest, nil
+		}
+		s, err := decodeString(in[:len(in)-len(rest)])
+		if err != nil {
+			return 0, nil, err
+		}
+		c.buf = appendString(c.buf, s)
+		return start, rest, nil
+	case ch == 't' && bytes.HasPrefix(in, []byte("true")):
+		c.buf = append(c.buf, "true"...)
+		return start, in[4:], nil
+	case ch == 'f' && bytes.HasPrefix(in, []byte("false")):
+		c.buf = append(c.buf, "false"...)
+		return start, in[5:], nil
+	case ch == 'n' && bytes.HasPrefix(in, []byte("null")):
+		c.buf = append(c.buf, "null"...)
+		return start, in[4:], nil
+	case ch == '-' || ch >= '0' && ch <= '9':
 		end := 1
+		digits := ch != '-'
 		for end < len(in) && isNumberByte(in[end]) {
+			digits = digits && in[end] >= '0' && in[end] <= '9'
 			end++
+		}
+		// A plain integer of at most 15 digits is exact as a double and
+		// its shortest form is itself (JSON has no leading zeros).
+		if n := end; digits && n <= 15 && (n == 1 || in[0] != '0') {
+			c.buf = append(c.buf, in[:end]...)
+			return start, in[end:], nil
 		}
 		f, err := strconv.ParseFloat(string(in[:end]), 64)
 		if err != nil {
-			return nil, nil, err
+			return 0, nil, err
 		}
-		return appendFloat(dst, f), in[end:], nil
+		c.buf = appendFloat(c.buf, f)
+		return start, in[end:], nil
 	}
-	return nil, nil, errors.New("invalid JSON value")
+	return 0, nil, errors.New("invalid JSON value")
 }
 
-type member struct {
-	key string
-	val []byte
-}
-
-func appendObject(dst, in []byte) ([]byte, []byte, error) {
-	var members []member
+// object canonicalizes the members of the object whose '{' has been read.
+func (c *canonicalizer) object(in []byte) (int, []byte, error) {
+	m0 := len(c.members)
+	defer func() { c.members = c.members[:m0] }()
 	in = skipSpace(in)
 	if len(in) > 0 && in[0] == '}' {
-		return append(dst, "{}"...), in[1:], nil
+		start := len(c.buf)
+		c.buf = append(c.buf, "{}"...)
+		return start, in[1:], nil
 	}
 	for {
 		in = skipSpace(in)
 		if len(in) == 0 || in[0] != '"' {
-			return nil, nil, errors.New("expected object key")
+			return 0, nil, errors.New("expected object key")
 		}
-		k, rest, err := scanString(in)
+		raw, simple, rest, err := scanStringRaw(in)
 		if err != nil {
-			return nil, nil, err
+			return 0, nil, err
+		}
+		key := raw
+		if !simple {
+			s, err := decodeString(in[:len(in)-len(rest)])
+			if err != nil {
+				return 0, nil, err
+			}
+			key = []byte(s)
 		}
 		in = skipSpace(rest)
 		if len(in) == 0 || in[0] != ':' {
-			return nil, nil, errors.New("expected :")
+			return 0, nil, errors.New("expected :")
 		}
-		var v []byte
-		v, in, err = appendCanonical(nil, in[1:])
+		start, rest, err := c.value(in[1:])
 		if err != nil {
-			return nil, nil, err
+			return 0, nil, err
 		}
+		in = rest
 		// Later duplicates win, as in encoding/json's map decoding.
 		replaced := false
-		for i := range members {
-			if members[i].key == k {
-				members[i].val, replaced = v, true
+		for i := m0; i < len(c.members); i++ {
+			if bytes.Equal(c.members[i].key, key) {
+				c.members[i].start, c.members[i].end, replaced = start, len(c.buf), true
 			}
 		}
 		if !replaced {
-			members = append(members, member{k, v})
+			c.members = append(c.members, memberRef{key: key, start: start, end: len(c.buf)})
 		}
 		in = skipSpace(in)
 		if len(in) == 0 {
-			return nil, nil, errors.New("unterminated object")
+			return 0, nil, errors.New("unterminated object")
 		}
 		if in[0] == '}' {
 			in = in[1:]
 			break
 		}
 		if in[0] != ',' {
-			return nil, nil, errors.New("expected , in object")
+			return 0, nil, errors.New("expected , in object")
 		}
 		in = in[1:]
 	}
-	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
-	dst = append(dst, '{')
-	for i, m := range members {
-		if i > 0 {
-			dst = append(dst, ',')
+	ms := c.members[m0:]
+	// Insertion sort: objects are small, and rows rendered by PostgreSQL
+	// come in an order that is often nearly sorted.
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && bytes.Compare(ms[j].key, ms[j-1].key) < 0; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
 		}
-		dst = appendString(dst, m.key)
-		dst = append(dst, ':')
-		dst = append(dst, m.val...)
 	}
-	return append(dst, '}'), in, nil
+	start := len(c.buf)
+	c.buf = append(c.buf, '{')
+	for i, m := range ms {
+		if i > 0 {
+			c.buf = append(c.buf, ',')
+		}
+		c.buf = appendString(c.buf, string(m.key))
+		c.buf = append(c.buf, ':')
+		c.buf = append(c.buf, c.buf[m.start:m.end]...)
+	}
+	c.buf = append(c.buf, '}')
+	return start, in, nil
 }
 
 func skipSpace(in []byte) []byte {
@@ -147,6 +230,49 @@ func skipSpace(in []byte) []byte {
 
 func isNumberByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+}
+
+// scanStringRaw scans the JSON string at the start of in. When simple, raw is
+// its content, which needs no decoding: ASCII without escapes.
+func scanStringRaw(in []byte) (raw []byte, simple bool, rest []byte, err error) {
+	simple = true
+	for i := 1; i < len(in); i++ {
+		switch c := in[i]; {
+		case c == '"':
+			return in[1:i], simple, in[i+1:], nil
+		case c == '\\':
+			simple = false
+			i++
+		case c < 0x20:
+			return nil, false, nil, errors.New("control character in string")
+		case c >= utf8.RuneSelf:
+			simple = false
+		}
+	}
+	return nil, false, nil, errors.New("unterminated string")
+}
+
+// decodeString decodes the quoted JSON string q as encoding/json does.
+func decodeString(q []byte) (string, error) {
+	var s string
+	err := json.Unmarshal(q, &s)
+	return s, err
+}
+
+// appendSimpleString writes a simple string (see scanStringRaw) the way
+// appendString does: only <, > and & need escaping.
+func appendSimpleString(dst, raw []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i, b := range raw {
+		if b == '<' || b == '>' || b == '&' {
+			dst = append(dst, raw[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			start = i + 1
+		}
+	}
+	dst = append(dst, raw[start:]...)
+	return append(dst, '"')
 }
 
 // scanString decodes the JSON string at the start of in.
