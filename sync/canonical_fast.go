@@ -377,6 +377,22 @@ func appendFloat(dst []byte, f float64) []byte {
 // member's decoded name and raw value. raw must be valid JSON (it comes from
 // a json.RawMessage); it reports false when raw is not an object.
 func forEachMember(raw []byte, fn func(key string, val []byte) bool) bool {
+	bad := false
+	ok := forEachMemberRaw(raw, func(q []byte, simple bool, val []byte) bool {
+		k, err := memberName(q, simple)
+		if err != nil {
+			bad = true
+			return false
+		}
+		return fn(k, val)
+	})
+	return ok && !bad
+}
+
+// forEachMemberRaw is forEachMember without decoding names: fn gets each
+// name quoted as it appears, and whether it is simple (see scanStringRaw),
+// so that its content q[1:len(q)-1] is the name itself.
+func forEachMemberRaw(raw []byte, fn func(q []byte, simple bool, val []byte) bool) bool {
 	in := skipSpace(raw)
 	if len(in) == 0 || in[0] != '{' {
 		return false
@@ -387,10 +403,14 @@ func forEachMember(raw []byte, fn func(key string, val []byte) bool) bool {
 	}
 	for {
 		in = skipSpace(in)
-		k, rest, err := scanString(in)
+		if len(in) == 0 || in[0] != '"' {
+			return false
+		}
+		content, simple, rest, err := scanStringRaw(in)
 		if err != nil {
 			return false
 		}
+		q := in[:len(content)+2]
 		in = skipSpace(rest)
 		if len(in) == 0 || in[0] != ':' {
 			return false
@@ -400,7 +420,7 @@ func forEachMember(raw []byte, fn func(key string, val []byte) bool) bool {
 		if n <= 0 {
 			return false
 		}
-		if !fn(k, in[:n]) {
+		if !fn(q, simple, in[:n]) {
 			return true
 		}
 		in = skipSpace(in[n:])
@@ -415,6 +435,14 @@ func forEachMember(raw []byte, fn func(key string, val []byte) bool) bool {
 		}
 		in = in[1:]
 	}
+}
+
+// memberName decodes a quoted member name from forEachMemberRaw.
+func memberName(q []byte, simple bool) (string, error) {
+	if simple {
+		return string(q[1 : len(q)-1]), nil
+	}
+	return decodeString(q)
 }
 
 // valueLen is the length of the valid JSON value at the start of in.

@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -26,10 +28,28 @@ type catTable struct {
 	cols    map[string]tenant.ColumnType
 	colList []string // declared order
 	bytea   []string // bytea column names (see wireExpr)
+	// sorted, types and rank index the columns by name order, the order of
+	// a staged payload's members; keyRank is the key column's rank.
+	sorted  []string
+	types   []tenant.ColumnType
+	rank    map[string]int
+	keyRank int
 	// deleteSpreads: deleting a row of this table can change rows of other
 	// tables (a foreign key with ON DELETE CASCADE, SET NULL or SET
 	// DEFAULT references it), so one push may touch a key twice.
 	deleteSpreads bool
+}
+
+// indexColumns fills sorted, types, rank and keyRank from cols.
+func (t *catTable) indexColumns() {
+	t.sorted = slices.Sorted(maps.Keys(t.cols))
+	t.types = make([]tenant.ColumnType, len(t.sorted))
+	t.rank = make(map[string]int, len(t.sorted))
+	for i, c := range t.sorted {
+		t.types[i] = t.cols[c]
+		t.rank[c] = i
+	}
+	t.keyRank = t.rank[t.keyCol]
 }
 
 // keyCast is the SQL cast that turns key text into the key column's type.
@@ -94,6 +114,7 @@ func catalogFor(s *tenant.Schema) *catalog {
 				ct.bytea = append(ct.bytea, col.Name)
 			}
 		}
+		ct.indexColumns()
 		c.tables = append(c.tables, ct)
 		c.byName[t.Name] = ct
 	}

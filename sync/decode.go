@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -64,9 +63,22 @@ func invalidChunk(format string, args ...any) *chunkError {
 // decodeChunk parses and validates a chunk body (protocol 7.4 steps 1-2)
 // without touching the database. maxRows bounds len(rows).
 func decodeChunk(body []byte, wireSchema string, cat *catalog, maxRows int) (int64, []stagedRow, *chunkError) {
+	return decodeChunkWith(body, wireSchema, cat, maxRows, true)
+}
+
+// decodeChunkWith is decodeChunk; fast = false skips scanChunk, so that a
+// test can hold both readings of a body side by side.
+func decodeChunkWith(body []byte, wireSchema string, cat *catalog, maxRows int, fast bool) (int64, []stagedRow, *chunkError) {
 	var req pushChunkWire
-	if err := json.Unmarshal(body, &req); err != nil {
-		return 0, nil, &chunkError{Code: "invalid_request", Message: "request body is not a valid push chunk: " + jsonProblem(err)}
+	scanned := false
+	if fast && json.Valid(body) {
+		req.StartRowOrdinal, req.Rows, scanned = scanChunk(body)
+	}
+	if !scanned {
+		req = pushChunkWire{}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return 0, nil, &chunkError{Code: "invalid_request", Message: "request body is not a valid push chunk: " + jsonProblem(err)}
+		}
 	}
 	if req.StartRowOrdinal < 0 {
 		return 0, nil, invalidChunk("start_row_ordinal must be >= 0")
@@ -79,8 +91,9 @@ func decodeChunk(body []byte, wireSchema string, cat *catalog, maxRows int) (int
 	}
 	rows := make([]stagedRow, 0, len(req.Rows))
 	seen := make(map[[2]string]struct{}, len(req.Rows))
+	pb := payloadBuilder{arenaSize: len(body) + len(body)/8}
 	for i := range req.Rows {
-		r, cerr := validateRow(&req.Rows[i], wireSchema, cat)
+		r, cerr := validateRow(&req.Rows[i], wireSchema, cat, &pb)
 		if cerr != nil {
 			return 0, nil, cerr
 		}
@@ -117,13 +130,24 @@ func normalizeTarget(schema, table, wireSchema string, cat *catalog) (*catTable,
 // parseKey checks a row key object (protocol 5.2) and returns the key text.
 func parseKey(raw json.RawMessage, schema string, t *catTable) (string, *chunkError) {
 	var v []byte
-	found := false
-	if len(raw) == 0 || !forEachMember(raw, func(k string, val []byte) bool {
+	found, bad := false, false
+	if len(raw) == 0 || !forEachMemberRaw(raw, func(q []byte, simple bool, val []byte) bool {
+		if simple {
+			if string(q[1:len(q)-1]) == t.keyCol {
+				v, found = val, true // later duplicates win, as with a map
+			}
+			return true
+		}
+		k, err := memberName(q, false)
+		if err != nil {
+			bad = true
+			return false
+		}
 		if k == t.keyCol {
-			v, found = val, true // later duplicates win, as with a map
+			v, found = val, true
 		}
 		return true
-	}) {
+	}) || bad {
 		return "", invalidChunk("row key for %s.%s must be a JSON object", schema, t.name)
 	}
 	if !found {
@@ -149,7 +173,7 @@ func jsonString(v []byte) (string, bool) {
 }
 
 // isCanonicalUUID reports whether s is 36-character dashed lowercase hex.
-func isCanonicalUUID(s string) bool {
+func isCanonicalUUID[T string | []byte](s T) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -169,7 +193,7 @@ func isCanonicalUUID(s string) bool {
 	return true
 }
 
-func validateRow(w *pushRowWire, wireSchema string, cat *catalog) (stagedRow, *chunkError) {
+func validateRow(w *pushRowWire, wireSchema string, cat *catalog, pb *payloadBuilder) (stagedRow, *chunkError) {
 	t, cerr := normalizeTarget(w.Schema, w.Table, wireSchema, cat)
 	if cerr != nil {
 		return stagedRow{}, cerr
@@ -202,7 +226,7 @@ func validateRow(w *pushRowWire, wireSchema string, cat *catalog) (stagedRow, *c
 	if !hasPayload {
 		return stagedRow{}, invalidChunk("%s for %s.%s requires payload", op, s, t.name)
 	}
-	payload, cols, cerr := normalizePayload(w.Payload, s, t, keyText)
+	payload, cols, cerr := pb.normalize(w.Payload, s, t, keyText)
 	if cerr != nil {
 		return stagedRow{}, cerr
 	}
@@ -211,51 +235,68 @@ func validateRow(w *pushRowWire, wireSchema string, cat *catalog) (stagedRow, *c
 }
 
 // normalizePayload validates an INSERT/UPDATE payload (protocol 5.4) and
-// returns it in apply form: lowercase member names, the key column present,
-// bytea values as PostgreSQL hex text, every other value byte-exact.
+// returns it in apply form: lowercase member names in name order, the key
+// column present, bytea values as PostgreSQL hex text, every other value
+// byte-exact. Cols is the comma-joined member names.
 func normalizePayload(raw json.RawMessage, s string, t *catTable, keyText string) ([]byte, string, *chunkError) {
-	type kv struct {
-		name string
-		val  []byte
+	var pb payloadBuilder
+	return pb.normalize(raw, s, t, keyText)
+}
+
+// payloadBuilder normalizes the payloads of one chunk. The payloads it
+// returns share large arena blocks, and consecutive rows with the same
+// columns share one cols string.
+type payloadBuilder struct {
+	arenaSize int      // size of a new arena block; 0 means 64 KiB
+	arena     []byte   // the current block, up to its used length
+	slots     [][]byte // values by column rank, for the current row
+	names     []byte
+	cols      string
+	key       []byte
+}
+
+func (p *payloadBuilder) normalize(raw json.RawMessage, s string, t *catTable, keyText string) ([]byte, string, *chunkError) {
+	if cap(p.slots) < len(t.sorted) {
+		p.slots = make([][]byte, len(t.sorted))
 	}
-	vals := make([]kv, 0, len(t.colList)+1)
+	slots := p.slots[:len(t.sorted)]
+	clear(slots)
+	var lower [64]byte
 	var cerr *chunkError
-	ok := forEachMember(raw, func(name string, v []byte) bool {
-		lc := name
-		if !isName(lc) {
-			lc = strings.ToLower(name)
+	ok := forEachMemberRaw(raw, func(q []byte, simple bool, v []byte) bool {
+		rank := -1
+		if name := q[1 : len(q)-1]; simple && len(name) <= len(lower) {
+			lc := lower[:len(name)]
+			for i, b := range name {
+				if 'A' <= b && b <= 'Z' {
+					b += 'a' - 'A'
+				}
+				lc[i] = b
+			}
+			if r, known := t.rank[string(lc)]; known {
+				rank = r
+			}
 		}
-		if lc == scopeColumn {
-			cerr = invalidChunk("payload for %s.%s must not include hidden scope column %q", s, t.name, scopeColumn)
-			return false
-		}
-		if !isName(lc) {
-			cerr = invalidChunk("payload for %s.%s contains invalid column %q", s, t.name, name)
-			return false
-		}
-		typ, known := t.cols[lc]
-		if !known {
-			cerr = invalidChunk("payload for %s.%s contains unknown column %q", s, t.name, lc)
-			return false
-		}
-		for _, x := range vals {
-			if x.name == lc {
-				cerr = invalidChunk("payload for %s.%s contains column %q more than once", s, t.name, lc)
+		if rank < 0 {
+			if rank, cerr = columnRank(q, simple, s, t); cerr != nil {
 				return false
 			}
 		}
-		if lc == t.keyCol {
-			if ks, isStr := jsonString(v); !isStr || ks != keyText {
-				cerr = invalidChunk("payload key %s.%s.%s must match request key", s, t.name, t.keyCol)
-				return false
-			}
+		lc := t.sorted[rank]
+		if slots[rank] != nil {
+			cerr = invalidChunk("payload for %s.%s contains column %q more than once", s, t.name, lc)
+			return false
 		}
-		nv, e := checkValue(v, typ, s, t.name, lc)
+		if rank == t.keyRank && !isJSONStringOf(v, keyText) {
+			cerr = invalidChunk("payload key %s.%s.%s must match request key", s, t.name, t.keyCol)
+			return false
+		}
+		nv, e := checkValue(v, t.types[rank], s, t.name, lc, rank == t.keyRank)
 		if e != nil {
 			cerr = e
 			return false
 		}
-		vals = append(vals, kv{lc, nv})
+		slots[rank] = nv
 		return true
 	})
 	if cerr != nil {
@@ -264,42 +305,96 @@ func normalizePayload(raw json.RawMessage, s string, t *catTable, keyText string
 	if !ok {
 		return nil, "", invalidChunk("payload for %s.%s must be a JSON object", s, t.name)
 	}
-	hasKey := false
-	for _, x := range vals {
-		if x.name == t.keyCol {
-			hasKey = true
-		}
+	if slots[t.keyRank] == nil {
+		p.key = appendString(p.key[:0], keyText)
+		slots[t.keyRank] = p.key
 	}
-	if !hasKey {
-		kb, _ := json.Marshal(keyText)
-		vals = append(vals, kv{t.keyCol, kb})
-	}
-	sort.Slice(vals, func(i, j int) bool { return vals[i].name < vals[j].name })
 	size := 2
-	for _, x := range vals {
-		size += len(x.name) + len(x.val) + 4
-	}
-	b := make([]byte, 0, size)
-	names := make([]byte, 0, 64)
-	b = append(b, '{')
-	for i, x := range vals {
-		if i > 0 {
-			b = append(b, ',')
-			names = append(names, ',')
+	for rank, v := range slots {
+		if v != nil {
+			size += len(t.sorted[rank]) + len(v) + 4
 		}
+	}
+	b := p.alloc(size)
+	p.names = p.names[:0]
+	b = append(b, '{')
+	for rank, v := range slots {
+		if v == nil {
+			continue
+		}
+		if len(p.names) > 0 {
+			b = append(b, ',')
+			p.names = append(p.names, ',')
+		}
+		name := t.sorted[rank]
 		b = append(b, '"')
-		b = append(b, x.name...) // ^[a-z0-9_]+$: needs no escaping
+		b = append(b, name...) // ^[a-z0-9_]+$: needs no escaping
 		b = append(b, '"', ':')
-		b = append(b, x.val...)
-		names = append(names, x.name...)
+		b = append(b, v...)
+		p.names = append(p.names, name...)
 	}
 	b = append(b, '}')
-	return b, string(names), nil
+	if string(p.names) != p.cols {
+		p.cols = string(p.names)
+	}
+	return b, p.cols, nil
+}
+
+// alloc returns an empty slice with capacity n from the arena.
+func (p *payloadBuilder) alloc(n int) []byte {
+	used := len(p.arena)
+	if cap(p.arena)-used < n {
+		p.arena = make([]byte, 0, max(p.arenaSize, 64<<10, n))
+		used = 0
+	}
+	p.arena = p.arena[:used+n]
+	return p.arena[used:used:used+n]
+}
+
+// columnRank resolves a member name the general way: decoded, lowercased
+// with Unicode rules, and checked against the hidden scope column and the
+// table's columns.
+func columnRank(q []byte, simple bool, s string, t *catTable) (int, *chunkError) {
+	name, err := memberName(q, simple)
+	if err != nil {
+		return 0, invalidChunk("payload for %s.%s must be a JSON object", s, t.name)
+	}
+	lc := name
+	if !isName(lc) {
+		lc = strings.ToLower(name)
+	}
+	if lc == scopeColumn {
+		return 0, invalidChunk("payload for %s.%s must not include hidden scope column %q", s, t.name, scopeColumn)
+	}
+	if !isName(lc) {
+		return 0, invalidChunk("payload for %s.%s contains invalid column %q", s, t.name, name)
+	}
+	rank, known := t.rank[lc]
+	if !known {
+		return 0, invalidChunk("payload for %s.%s contains unknown column %q", s, t.name, lc)
+	}
+	return rank, nil
+}
+
+// isJSONStringOf reports whether the raw JSON value v is the string s.
+func isJSONStringOf(v []byte, s string) bool {
+	if len(v) == len(s)+2 && v[0] == '"' && v[len(v)-1] == '"' && string(v[1:len(v)-1]) == s {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c == '\\' || c < 0x20 || c >= 0x80 {
+				goto general
+			}
+		}
+		return true
+	}
+general:
+	ks, isStr := jsonString(v)
+	return isStr && ks == s
 }
 
 // checkValue validates one payload value against its column type and
 // returns the value the apply statement reads.
-func checkValue(v json.RawMessage, typ tenant.ColumnType, s, table, column string) (json.RawMessage, *chunkError) {
+// isKey says v is the row's key, already checked to match the request key.
+func checkValue(v json.RawMessage, typ tenant.ColumnType, s, table, column string, isKey bool) (json.RawMessage, *chunkError) {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return nil, invalidChunk("payload field %s.%s.%s is empty", s, table, column)
@@ -327,6 +422,9 @@ func checkValue(v json.RawMessage, typ tenant.ColumnType, s, table, column strin
 			return nil, bad("a finite number")
 		}
 	case tenant.ColumnUUID:
+		if isKey || len(v) == 38 && v[0] == '"' && isCanonicalUUID([]byte(v[1:37])) {
+			return v, nil // canonical text (a UUID key is, by parseKey)
+		}
 		str, isStr := jsonString(v)
 		if !isStr {
 			return nil, bad("a UUID string")

@@ -97,3 +97,51 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeChunk decodes and validates a full 5,000-row chunk of the
+// shape BenchmarkPush10k sends.
+func BenchmarkDecodeChunk(b *testing.B) {
+	cat := testCatalog(b)
+	body, err := json.Marshal(map[string]any{"start_row_ordinal": 0, "rows": benchRows(5000, "bench")})
+	require.NoError(b, err)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, cerr := decodeChunk(body, "app", cat, 5000); cerr != nil {
+			b.Fatal(cerr)
+		}
+	}
+}
+
+// FuzzDecodeChunkFastPath checks that scanChunk's reading of a body is
+// encoding/json's: the same rows, or the same error, either way.
+func FuzzDecodeChunkFastPath(f *testing.F) {
+	cat := testCatalog(f)
+	seeds := []string{
+		`{"start_row_ordinal":0,"rows":[{"schema":"app","table":"users","key":{"id":"550e8400-e29b-41d4-a716-446655440000"},"op":"INSERT","payload":{"name":"a","id":"550e8400-e29b-41d4-a716-446655440000","age":3}}]}`,
+		`{"start_row_ordinal":3,"rows":[{"schema":"app","table":"tags","key":{"name":"x"},"op":"DELETE","payload":null}]}`,
+		`{"rows":[{"table":"users","key":{"id":"550e8400-e29b-41d4-a716-446655440000"},"op":"UPDATE","base_row_version":2,"payload":{"Name":"b","avatar":"AQID","score":1.5,"born":"2026-01-01T00:00:00Z","meta":{"a":[1]}}}]}`,
+		`{"Rows":[{"table":"tags","key":{"name":"x"},"op":"insert","payload":{"name":"x","parent":null}}],"start_row_ordinal":-0}`,
+		`{"rows":[{"table":"tags","table":"users","key":{"name":"x"},"op":"INSERT","payload":{"name":"x"}}]}`,
+		`{"rows":[{"table":"tags","key":{"n\u0061me":"x"},"op":"INSERT","payload":{"n\u0061me":"x","NAME":"x"}}]}`,
+		`{"start_row_ordinal":1e3,"rows":[]}`, `{"rows":[null]}`, `{"rows":null}`, `{}`, ` {"rows" : [ ] } `,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fs, fr, fe := decodeChunkWith(data, "app", cat, 5000, true)
+		ss, sr, se := decodeChunkWith(data, "app", cat, 5000, false)
+		require.Equal(t, se, fe)
+		require.Equal(t, ss, fs)
+		require.Equal(t, len(sr), len(fr))
+		for i := range sr {
+			require.Equal(t, sr[i].Table, fr[i].Table)
+			require.Equal(t, sr[i].KeyText, fr[i].KeyText)
+			require.Equal(t, sr[i].Op, fr[i].Op)
+			require.Equal(t, sr[i].Base, fr[i].Base)
+			require.Equal(t, sr[i].Cols, fr[i].Cols)
+			require.Equal(t, string(sr[i].Payload), string(fr[i].Payload))
+		}
+	})
+}
