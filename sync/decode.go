@@ -348,7 +348,7 @@ func (p *payloadBuilder) alloc(n int) []byte {
 		used = 0
 	}
 	p.arena = p.arena[:used+n]
-	return p.arena[used:used:used+n]
+	return p.arena[used : used : used+n]
 }
 
 // columnRank resolves a member name the general way: decoded, lowercased
