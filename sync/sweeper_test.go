@@ -33,7 +33,7 @@ func TestSweeper(t *testing.T) {
 	var got bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&got))
 	if got {
-		p, sn, err := h.sweepCluster(ctx, e.pool)
+		p, sn, _, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		require.Zero(t, p+sn, "a replica that does not lead counts nothing")
 		require.EqualValues(t, 1, e.count("_sync_push_session"))
@@ -43,14 +43,14 @@ func TestSweeper(t *testing.T) {
 	conn.Release()
 	// Another test's sweeper may hold the lock for a moment; retry.
 	waitFor(t, 10e9, func() bool {
-		_, _, err := h.sweepCluster(ctx, e.pool)
+		_, _, _, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		return e.count("_sync_push_session") == 0 && e.count("_sync_snapshot_session") == 0
 	})
 	// The leader counts what stays open: a fresh session of this tenant.
 	c.create(2, 2).expect(t, 200, "")
 	waitFor(t, 10e9, func() bool {
-		p, _, err := h.sweepCluster(ctx, e.pool)
+		p, _, _, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		return p >= 1
 	})
@@ -58,4 +58,39 @@ func TestSweeper(t *testing.T) {
 	require.EqualValues(t, 0, e.count("_sync_snapshot_row"))
 	c.do("GET", "/sync/snapshot-sessions/"+sid, nil).expect(t, 404, "snapshot_session_not_found")
 	c.chunk(pid, 1, userRow(newUUID(), "y")).expect(t, 404, "push_session_not_found")
+}
+
+// 12.2: a sweep that is not full visits only the schemas whose statistics
+// count open sessions; the full sweep visits every schema, so sessions that
+// reset statistics hide are still swept.
+func TestSweepTargetsSkipIdleSchemas(t *testing.T) {
+	idle := newEnv(t)
+	busy := newEnv(t)
+	c := busy.client("u1", "a")
+	c.attach()
+	c.create(1, 2).expect(t, 200, "")
+	ctx := context.Background()
+	conn, err := busy.pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	targets := func(full bool) map[string]bool {
+		tg, err := sweepTargets(ctx, conn, full)
+		require.NoError(t, err)
+		m := map[string]bool{}
+		for _, x := range tg {
+			m[x.schema] = true
+		}
+		return m
+	}
+	is, bs := idle.tenant.SchemaName(), busy.tenant.SchemaName()
+	// Statistics reach the cumulative counters within seconds.
+	waitFor(t, 30e9, func() bool { return targets(false)[bs] })
+	require.False(t, targets(false)[is], "an idle schema is skipped")
+	all := targets(true)
+	require.True(t, all[is] && all[bs], "a full sweep visits every schema")
+
+	_, err = conn.Exec(ctx, `SELECT pg_stat_reset_single_table_counters($1::regclass)`, ident(bs, "_sync_push_session"))
+	require.NoError(t, err)
+	require.False(t, targets(false)[bs], "reset statistics hide the session")
+	require.True(t, targets(true)[bs])
 }
