@@ -83,6 +83,17 @@ func (c *Clusters) Pool(placement string) (*pgxpool.Pool, error) {
 	return p, nil
 }
 
+// RequestShards returns the request shards of a placement (nil when its
+// cluster's pool is too small to split, or for an unknown placement).
+func (c *Clusters) RequestShards(placement string) []*pgxpool.Pool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if s := c.shards[placement]; s != nil {
+		return append([]*pgxpool.Pool(nil), s.pools...)
+	}
+	return nil
+}
+
 // RequestPool returns the pool one sync request of a tenant should use: a
 // request shard of the placement's cluster, preferring the tenant's home
 // shard (see requestShards). The request counts against its shard until

@@ -54,7 +54,7 @@ func TestRealScrape(t *testing.T) {
 
 	env := append(os.Environ(), "SYNCPLANE_DATABASE_URL="+dbURL, "SYNCPLANE_HTTP_ADDR=127.0.0.1:0",
 		"SYNCPLANE_METRICS_ADDR=127.0.0.1:0", "SYNCPLANE_LOG_FORMAT=json", "SYNCPLANE_LOG_LEVEL=info",
-		"SYNCPLANE_DB_MAX_CONNS=7", "SYNCPLANE_AUTO_MIGRATE=false", "SYNCPLANE_DEFAULT_TENANT=")
+		"SYNCPLANE_DB_MAX_CONNS=9", "SYNCPLANE_AUTO_MIGRATE=false", "SYNCPLANE_DEFAULT_TENANT=")
 	// What the chart's hook Job runs.
 	migrate := exec.Command(bin, "migrate", "up")
 	migrate.Env = env
@@ -126,8 +126,10 @@ func TestRealScrape(t *testing.T) {
 		{`syncplane_http_requests_total{route="unmatched",method="GET",status_class="4xx"}`, ge(1), ">= 1"},
 		{`syncplane_http_requests_total{route="/k/:apikey/sync/push-sessions/:push_id/commit",method="POST",status_class="2xx"}`, ge(1), ">= 1"},
 		{`syncplane_build_info{version="` + scrapeVersion + `",goversion="` + runtime.Version() + `"}`, eq(1), "== 1"},
-		{`syncplane_db_pool_max_connections{placement="default"}`, eq(7), "== 7 (SYNCPLANE_DB_MAX_CONNS)"},
-		{`syncplane_db_pool_acquires_total{placement="default"}`, ge(1), ">= 1"},
+		{`syncplane_db_pool_max_connections{placement="default",pool="cluster"}`, eq(9), "== 9 (SYNCPLANE_DB_MAX_CONNS)"},
+		{`syncplane_db_pool_max_connections{placement="default",pool="requests"}`, eq(9), "== 9 (two request shards, 4 + 5)"},
+		{`syncplane_db_pool_acquires_total{placement="default",pool="requests"}`, ge(1), ">= 1 (the sync requests)"},
+		{`syncplane_db_pool_acquires_total{placement="default",pool="cluster"}`, ge(1), ">= 1"},
 		{`syncplane_sync_commits_total{job="syncplane"}`, ge(0), "present"},
 		{`syncplane_sync_rows_total{job="syncplane",direction="in"}`, ge(0), "present"},
 		{`syncplane_tenant_http_requests_total{job="syncplane-tenants",tenant="` + slug + `",status_class="2xx"}`, ge(5), ">= 5 (connect, push, chunk, commit, pull)"},

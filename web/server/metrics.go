@@ -176,6 +176,15 @@ type PoolSource interface {
 	Pool(placement string) (*pgxpool.Pool, error)
 }
 
+// requestShards is implemented by a PoolSource whose placements split
+// their sync requests over request shards beside the cluster's pool
+// (*tenant.Clusters). The collector reports the cluster's pool as
+// pool="cluster" and the shards summed as pool="requests", so that the
+// saturation alert (acquired versus max connections) watches each.
+type requestShards interface {
+	RequestShards(placement string) []*pgxpool.Pool
+}
+
 // PoolCollector reports pgxpool statistics of every pool of a PoolSource,
 // labelled by placement. Pools added later are picked up at the next scrape.
 type PoolCollector struct {
@@ -190,7 +199,7 @@ type PoolCollector struct {
 // NewPoolCollector returns a collector over src's pools.
 func NewPoolCollector(src PoolSource) *PoolCollector {
 	d := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("syncplane_db_pool_"+name, help, []string{"placement"}, nil)
+		return prometheus.NewDesc("syncplane_db_pool_"+name, help, []string{"placement", "pool"}, nil)
 	}
 	return &PoolCollector{
 		src:             src,
@@ -212,39 +221,51 @@ func NewPoolCollector(src PoolSource) *PoolCollector {
 
 // Describe implements prometheus.Collector.
 func (p *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{p.acquired, p.idle, p.total, p.constructing, p.max, p.acquires,
-		p.emptyAcquires, p.canceled, p.emptyWait, p.acquireTime, p.newConns, p.destroyIdle, p.destroyLifetime} {
+	for _, d := range p.descs() {
 		ch <- d
 	}
+}
+
+// descs lists the descriptors: the five gauges first, then the counters,
+// in the order Collect sums pool statistics.
+func (p *PoolCollector) descs() []*prometheus.Desc {
+	return []*prometheus.Desc{p.acquired, p.idle, p.total, p.constructing, p.max, p.acquires,
+		p.emptyAcquires, p.canceled, p.emptyWait, p.acquireTime, p.newConns, p.destroyIdle, p.destroyLifetime}
 }
 
 // Collect implements prometheus.Collector.
 func (p *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, placement := range p.src.Placements() {
-		pool, err := p.src.Pool(placement)
-		if err != nil || pool == nil {
-			continue
+		if pool, err := p.src.Pool(placement); err == nil && pool != nil {
+			p.collect(ch, placement, "cluster", []*pgxpool.Pool{pool})
 		}
+		if rs, ok := p.src.(requestShards); ok {
+			if shards := rs.RequestShards(placement); len(shards) > 0 {
+				p.collect(ch, placement, "requests", shards)
+			}
+		}
+	}
+}
+
+// collect reports the summed statistics of pools.
+func (p *PoolCollector) collect(ch chan<- prometheus.Metric, placement, kind string, pools []*pgxpool.Pool) {
+	var t [13]float64
+	for _, pool := range pools {
 		s := pool.Stat()
-		g := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, placement)
+		for i, v := range [13]float64{float64(s.AcquiredConns()), float64(s.IdleConns()), float64(s.TotalConns()),
+			float64(s.ConstructingConns()), float64(s.MaxConns()), float64(s.AcquireCount()),
+			float64(s.EmptyAcquireCount()), float64(s.CanceledAcquireCount()), s.EmptyAcquireWaitTime().Seconds(),
+			s.AcquireDuration().Seconds(), float64(s.NewConnsCount()), float64(s.MaxIdleDestroyCount()),
+			float64(s.MaxLifetimeDestroyCount())} {
+			t[i] += v
 		}
-		c := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, placement)
+	}
+	for i, d := range p.descs() {
+		vt := prometheus.CounterValue
+		if i < 5 {
+			vt = prometheus.GaugeValue
 		}
-		g(p.acquired, float64(s.AcquiredConns()))
-		g(p.idle, float64(s.IdleConns()))
-		g(p.total, float64(s.TotalConns()))
-		g(p.constructing, float64(s.ConstructingConns()))
-		g(p.max, float64(s.MaxConns()))
-		c(p.acquires, float64(s.AcquireCount()))
-		c(p.emptyAcquires, float64(s.EmptyAcquireCount()))
-		c(p.canceled, float64(s.CanceledAcquireCount()))
-		c(p.emptyWait, s.EmptyAcquireWaitTime().Seconds())
-		c(p.acquireTime, s.AcquireDuration().Seconds())
-		c(p.newConns, float64(s.NewConnsCount()))
-		c(p.destroyIdle, float64(s.MaxIdleDestroyCount()))
-		c(p.destroyLifetime, float64(s.MaxLifetimeDestroyCount()))
+		ch <- prometheus.MustNewConstMetric(d, vt, t[i], placement, kind)
 	}
 }
 

@@ -319,9 +319,9 @@ func TestPoolCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewPoolCollector(staticPools{"eu1": pool}))
 	want := map[string]float64{
-		`syncplane_db_pool_acquired_connections{placement="eu1"}`: 1,
-		`syncplane_db_pool_max_connections{placement="eu1"}`:      3,
-		`syncplane_db_pool_acquires_total{placement="eu1"}`:       1,
+		`syncplane_db_pool_acquired_connections{placement="eu1",pool="cluster"}`: 1,
+		`syncplane_db_pool_max_connections{placement="eu1",pool="cluster"}`:      3,
+		`syncplane_db_pool_acquires_total{placement="eu1",pool="cluster"}`:       1,
 	}
 	require.Equal(t, want, series(t, reg,
 		"syncplane_db_pool_acquired_connections", "syncplane_db_pool_max_connections", "syncplane_db_pool_acquires_total"))
@@ -355,4 +355,45 @@ func TestExpositionPassesPromtool(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "promtool check metrics on /%s:\n%s", name, out)
 	}
+}
+
+// shardedPools is a placement with a cluster pool and request shards, as
+// tenant.Clusters reports it.
+type shardedPools struct {
+	staticPools
+	shards []*pgxpool.Pool
+}
+
+func (s shardedPools) RequestShards(string) []*pgxpool.Pool { return s.shards }
+
+// The request shards carry the sync requests: their figures come summed
+// beside the cluster pool's, so the saturation alert sees them.
+func TestPoolCollectorReportsShards(t *testing.T) {
+	url := os.Getenv("SYNCPLANE_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("SYNCPLANE_TEST_DATABASE_URL not set")
+	}
+	open := func(max int32) *pgxpool.Pool {
+		cfg, err := pgxpool.ParseConfig(url)
+		require.NoError(t, err)
+		cfg.MaxConns = max
+		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		return pool
+	}
+	base, s1, s2 := open(3), open(4), open(5)
+	for _, p := range []*pgxpool.Pool{base, s1, s2, s2} {
+		conn, err := p.Acquire(context.Background())
+		require.NoError(t, err)
+		defer conn.Release()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewPoolCollector(shardedPools{staticPools{"eu1": base}, []*pgxpool.Pool{s1, s2}}))
+	require.Equal(t, map[string]float64{
+		`syncplane_db_pool_acquired_connections{placement="eu1",pool="cluster"}`:  1,
+		`syncplane_db_pool_max_connections{placement="eu1",pool="cluster"}`:       3,
+		`syncplane_db_pool_acquired_connections{placement="eu1",pool="requests"}`: 3,
+		`syncplane_db_pool_max_connections{placement="eu1",pool="requests"}`:      9,
+	}, series(t, reg, "syncplane_db_pool_acquired_connections", "syncplane_db_pool_max_connections"))
 }
