@@ -69,6 +69,7 @@ type Client struct {
 	caps    *capabilities
 	closeMu sync.Mutex
 	closed  bool
+	bg      sync.WaitGroup // background checkpoints (checkpointLater)
 }
 
 // Open opens (creating if needed) the device database at cfg.Path and
@@ -178,7 +179,24 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.bg.Wait()
 	return c.db.Close()
+}
+
+// checkpointLater copies the WAL into the database file on a goroutine of
+// its own (a PASSIVE checkpoint: it never blocks readers or writers); Close
+// waits for it.
+func (c *Client) checkpointLater() {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		_, _ = c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	}()
 }
 
 // State is a snapshot of the client's sync metadata.
@@ -285,7 +303,17 @@ func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *s
 
 // tx runs fn in one IMMEDIATE transaction.
 func (c *Client) tx(ctx context.Context, fn func(tx *txn) error) error {
-	sqlTx, err := c.db.BeginTx(ctx, nil)
+	return c.txOn(ctx, c.db, fn)
+}
+
+// txBeginner is a *sql.DB or a *sql.Conn.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// txOn is tx on b: any connection of the pool, or one held by the caller.
+func (c *Client) txOn(ctx context.Context, b txBeginner, fn func(tx *txn) error) error {
+	sqlTx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -305,7 +333,12 @@ func (c *Client) tx(ctx context.Context, fn func(tx *txn) error) error {
 // applyTx runs fn in a transaction with capture suppressed and foreign keys
 // deferred: the way every server row is written locally.
 func (c *Client) applyTx(ctx context.Context, fn func(tx *txn) error) error {
-	return c.tx(ctx, func(tx *txn) error {
+	return c.applyTxOn(ctx, c.db, fn)
+}
+
+// applyTxOn is applyTx on b (txOn).
+func (c *Client) applyTxOn(ctx context.Context, b txBeginner, fn func(tx *txn) error) error {
+	return c.txOn(ctx, b, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,28 @@ func (c *Client) createSnapshot(ctx context.Context, sourceID string, rep *sourc
 // keepIntent (and otherwise discards it), runs extra in the same
 // transaction, then deletes the session.
 func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession, keepIntent bool, extra func(*txn) error) error {
-	err := c.applyTx(ctx, func(tx *txn) error {
+	// The rebuild commits a WAL the size of the whole database, and the
+	// committing connection would checkpoint it (copy it into the database
+	// file and sync that) before the commit returns: about a second for
+	// 1,000,000 rows. The transaction runs on a connection of its own with
+	// automatic checkpoints off, and the checkpoint runs after the commit
+	// in the background (checkpointLater). Synchronous NORMAL never synced
+	// a WAL commit anyway; the checkpoint is what makes it durable, now a
+	// moment later.
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	var autoCheckpoint int64
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&autoCheckpoint); err != nil {
+		conn.Close()
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		conn.Close()
+		return err
+	}
+	err = c.applyTxOn(ctx, conn, func(tx *txn) error {
 		var intent []intentRow
 		if keepIntent {
 			var err error
@@ -113,9 +135,16 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 		}
 		return nil
 	})
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, autoCheckpoint)); rerr != nil {
+		// A connection that would never checkpoint must not go back
+		// to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	conn.Close()
 	if err != nil {
 		return err
 	}
+	c.checkpointLater()
 	_ = c.send(context.WithoutCancel(ctx), request{method: http.MethodDelete, path: "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID), sourceID: sourceID}, nil)
 	return nil
 }
