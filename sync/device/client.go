@@ -69,7 +69,7 @@ type Client struct {
 	caps    *capabilities
 	closeMu sync.Mutex
 	closed  bool
-	bg      sync.WaitGroup // background checkpoints (checkpointLater)
+	bg      sync.WaitGroup // work after an operation (later)
 }
 
 // Open opens (creating if needed) the device database at cfg.Path and
@@ -183,10 +183,9 @@ func (c *Client) Close() error {
 	return c.db.Close()
 }
 
-// checkpointLater copies the WAL into the database file on a goroutine of
-// its own (a PASSIVE checkpoint: it never blocks readers or writers); Close
-// waits for it.
-func (c *Client) checkpointLater() {
+// later runs fn on a goroutine of its own, unless the client is closed;
+// Close waits for it.
+func (c *Client) later(fn func()) {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
 	if c.closed {
@@ -195,8 +194,16 @@ func (c *Client) checkpointLater() {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		_, _ = c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+		fn()
 	}()
+}
+
+// checkpointLater copies the WAL into the database file in the background
+// (a PASSIVE checkpoint: it never blocks readers or writers).
+func (c *Client) checkpointLater() {
+	c.later(func() {
+		_, _ = c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	})
 }
 
 // State is a snapshot of the client's sync metadata.

@@ -145,7 +145,12 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 		return err
 	}
 	c.checkpointLater()
-	_ = c.send(context.WithoutCancel(ctx), request{method: http.MethodDelete, path: "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID), sourceID: sourceID}, nil)
+	// Deleting the session is best effort (7.12): the device does not wait
+	// for the server to drop the frozen rows.
+	delCtx := context.WithoutCancel(ctx)
+	c.later(func() {
+		_ = c.send(delCtx, request{method: http.MethodDelete, path: "/sync/snapshot-sessions/" + url.PathEscape(s.SnapshotID), sourceID: sourceID}, nil)
+	})
 	return nil
 }
 
