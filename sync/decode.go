@@ -132,19 +132,16 @@ func parseKey(raw json.RawMessage, schema string, t *catTable) (string, *chunkEr
 	var v []byte
 	found, bad := false, false
 	if len(raw) == 0 || !forEachMemberRaw(raw, func(q []byte, simple bool, val []byte) bool {
-		if simple {
-			if string(q[1:len(q)-1]) == t.keyCol {
-				v, found = val, true // later duplicates win, as with a map
+		match := simple && string(q[1:len(q)-1]) == t.keyCol
+		if !simple {
+			k, err := memberName(q, false)
+			if bad = err != nil; bad {
+				return false
 			}
-			return true
+			match = k == t.keyCol
 		}
-		k, err := memberName(q, false)
-		if err != nil {
-			bad = true
-			return false
-		}
-		if k == t.keyCol {
-			v, found = val, true
+		if match {
+			v, found = val, true // later duplicates win, as with a map
 		}
 		return true
 	}) || bad {
@@ -247,7 +244,7 @@ func normalizePayload(raw json.RawMessage, s string, t *catTable, keyText string
 // returns share large arena blocks, and consecutive rows with the same
 // columns share one cols string.
 type payloadBuilder struct {
-	arenaSize int      // size of a new arena block; 0 means 64 KiB
+	arenaSize int      // size of a new arena block (at least 64 KiB)
 	arena     []byte   // the current block, up to its used length
 	slots     [][]byte // values by column rank, for the current row
 	names     []byte
@@ -378,17 +375,22 @@ func columnRank(q []byte, simple bool, s string, t *catTable) (int, *chunkError)
 
 // isJSONStringOf reports whether the raw JSON value v is the string s.
 func isJSONStringOf(v []byte, s string) bool {
-	if len(v) == len(s)+2 && v[0] == '"' && v[len(v)-1] == '"' && string(v[1:len(v)-1]) == s {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c == '\\' || c < 0x20 || c >= 0x80 {
-				goto general
-			}
-		}
-		return true
+	if len(v) == len(s)+2 && v[0] == '"' && string(v[1:len(v)-1]) == s && isPlainText(s) {
+		return true // the same bytes, and no escapes or non-ASCII to decode
 	}
-general:
 	ks, isStr := jsonString(v)
 	return isStr && ks == s
+}
+
+// isPlainText reports whether s is printable ASCII without backslashes,
+// which a JSON string holds verbatim.
+func isPlainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkValue validates one payload value against its column type and
