@@ -274,7 +274,7 @@ func TestSnapshotOwnTableExpiry(t *testing.T) {
 	// Another test's sweeper may hold the lock for a moment, and other
 	// tests' schemas come and go while a sweep lists them: retry.
 	waitFor(t, 20e9, func() bool {
-		_, _, _, _ = h.sweepCluster(ctx, e.pool, true)
+		_, _, _ = h.sweepCluster(ctx, e.pool, true)
 		return e.count("_sync_snapshot_session") == 0
 	})
 	require.False(t, e.tableExists(snapshotRowsTable(b)))

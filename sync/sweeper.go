@@ -28,7 +28,7 @@ func (h *Handler) runSweeper(ctx context.Context) {
 		var push, snap int64
 		for _, pool := range h.cfg.Pools() {
 			start := time.Now()
-			p, s, _, err := h.sweepCluster(ctx, pool, tick%fullSweepEvery == 0)
+			p, s, err := h.sweepCluster(ctx, pool, tick%fullSweepEvery == 0)
 			push, snap = push+p, snap+s
 			if ctx.Err() != nil {
 				return
@@ -49,30 +49,30 @@ func (h *Handler) runSweeper(ctx context.Context) {
 
 // sweepCluster removes expired push and snapshot sessions of the tenant
 // schemas on pool, if this replica wins the cluster's sweeper lock, and
-// returns how many sessions remain open (0, 0 when another replica leads)
-// and how many schemas it visited. A sweep that is not full skips the
-// schemas whose session tables the statistics count as empty: with many
-// tenants most are idle, and each visit costs three statements. Sessions
-// the statistics have not seen yet (they lag by up to seconds) cannot have
-// expired yet; the open counts leave out what was skipped.
-func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full bool) (openPush, openSnapshot int64, visited int, err error) {
+// returns how many sessions remain open (0, 0 when another replica leads).
+// A sweep that is not full skips the schemas whose session tables the
+// statistics count as empty: with many tenants most are idle, and each
+// visit costs three statements. Sessions the statistics have not seen yet
+// (they lag by up to seconds) cannot have expired yet; the open counts
+// leave out what was skipped.
+func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full bool) (openPush, openSnapshot int64, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("acquire sweeper connection: %w", err)
+		return 0, 0, fmt.Errorf("acquire sweeper connection: %w", err)
 	}
 	defer conn.Release()
 	var leader bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&leader); err != nil {
-		return 0, 0, 0, fmt.Errorf("elect sweeper: %w", err)
+		return 0, 0, fmt.Errorf("elect sweeper: %w", err)
 	}
 	if !leader {
-		return 0, 0, 0, nil
+		return 0, 0, nil
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, sweeperLockKey) //nolint:errcheck
 
 	targets, err := sweepTargets(ctx, conn, full)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
 	for _, tg := range targets {
 		s := tg.schema
@@ -85,7 +85,7 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full boo
 			for round := 0; round < 5; round++ {
 				var n int64
 				if err := conn.QueryRow(ctx, deleteSessionsSQL(s, kind[0], expiredWhere(kind[1], sweepBatch))).Scan(&n); err != nil {
-					return 0, 0, 0, fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
+					return 0, 0, fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
 				}
 				if n < sweepBatch {
 					break
@@ -95,11 +95,11 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full boo
 		var p, sn int64
 		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ident(s, "_sync_push_session")+`),
 			(SELECT count(*) FROM `+ident(s, "_sync_snapshot_session")+`)`).Scan(&p, &sn); err != nil {
-			return 0, 0, 0, fmt.Errorf("count sessions of %s: %w", s, err)
+			return 0, 0, fmt.Errorf("count sessions of %s: %w", s, err)
 		}
 		openPush, openSnapshot = openPush+p, openSnapshot+sn
 	}
-	return openPush, openSnapshot, len(targets), nil
+	return openPush, openSnapshot, nil
 }
 
 // sweepTarget is a tenant schema a sweep visits; ownTables: the schema is

@@ -33,7 +33,7 @@ func TestSweeper(t *testing.T) {
 	var got bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, sweeperLockKey).Scan(&got))
 	if got {
-		p, sn, _, err := h.sweepCluster(ctx, e.pool, true)
+		p, sn, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		require.Zero(t, p+sn, "a replica that does not lead counts nothing")
 		require.EqualValues(t, 1, e.count("_sync_push_session"))
@@ -43,14 +43,14 @@ func TestSweeper(t *testing.T) {
 	conn.Release()
 	// Another test's sweeper may hold the lock for a moment; retry.
 	waitFor(t, 10e9, func() bool {
-		_, _, _, err := h.sweepCluster(ctx, e.pool, true)
+		_, _, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		return e.count("_sync_push_session") == 0 && e.count("_sync_snapshot_session") == 0
 	})
 	// The leader counts what stays open: a fresh session of this tenant.
 	c.create(2, 2).expect(t, 200, "")
 	waitFor(t, 10e9, func() bool {
-		p, _, _, err := h.sweepCluster(ctx, e.pool, true)
+		p, _, err := h.sweepCluster(ctx, e.pool, true)
 		require.NoError(t, err)
 		return p >= 1
 	})
