@@ -186,7 +186,8 @@ type requestShards interface {
 }
 
 // PoolCollector reports pgxpool statistics of every pool of a PoolSource,
-// labelled by placement. Pools added later are picked up at the next scrape.
+// labelled by placement and pool (see requestShards). Pools added later are
+// picked up at the next scrape.
 type PoolCollector struct {
 	src PoolSource
 
