@@ -77,6 +77,65 @@ func BenchmarkPush10k(b *testing.B) {
 		}
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+	// The floor of any design that keeps a push's chunks between requests,
+	// as plain SQL with nothing else (no row versions, conflict checks,
+	// hashing, HTTP or Go decoding): COPY each chunk into an unindexed
+	// unlogged staging table in a transaction of its own, then, in one
+	// transaction, move the rows into the business-shaped table and empty
+	// the stage. floor_stage_apply_log also writes every row's wire
+	// after-image to a history table keyed like _sync_bundle_row, which is
+	// what pull serves. Compared with plain_copy, they bound the ratio any
+	// such design can reach on this machine.
+	b.Run("floor_stage_apply", func(b *testing.B) { benchFloor(b, e, n, false) })
+	b.Run("floor_stage_apply_log", func(b *testing.B) { benchFloor(b, e, n, true) })
+}
+
+func benchFloor(b *testing.B, e *env, n int, withLog bool) {
+	ctx := context.Background()
+	schema := e.tenant.SchemaName()
+	plain, stage, history := ident(schema, "plain_users"), ident(schema, "floor_stage"), ident(schema, "floor_history")
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS ` + plain + ` (_sync_scope_id text NOT NULL, id uuid NOT NULL, name text NOT NULL, age bigint,
+			score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`,
+		`CREATE UNLOGGED TABLE IF NOT EXISTS ` + stage + ` (push_id text NOT NULL, row_ordinal integer NOT NULL, id uuid NOT NULL,
+			name text NOT NULL, age bigint, score double precision, avatar bytea, meta jsonb, born text)`,
+		`CREATE TABLE IF NOT EXISTS ` + history + ` (user_id text NOT NULL, bundle_seq bigint NOT NULL, row_ordinal integer NOT NULL,
+			table_name text NOT NULL, key_text text NOT NULL, op text NOT NULL, payload text, PRIMARY KEY (user_id, bundle_seq, row_ordinal))`,
+	} {
+		_, err := e.pool.Exec(ctx, ddl)
+		require.NoError(b, err)
+	}
+	stageCols := []string{"push_id", "row_ordinal", "id", "name", "age", "score", "avatar", "meta", "born"}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		user, pushID := fmt.Sprintf("floor-%d-%s", i, randomSlug()), newUUID()
+		src := make([][]any, n)
+		for j, r := range benchRows(n, user) {
+			p := r["payload"].(map[string]any)
+			src[j] = []any{pushID, int32(j), p["id"], p["name"], int64(p["age"].(int)), p["score"], nil, nil, p["born"]}
+		}
+		b.StartTimer()
+		for c := 0; c < n; c += 5000 {
+			_, err := e.pool.CopyFrom(ctx, pgx.Identifier{schema, "floor_stage"}, stageCols, pgx.CopyFromRows(src[c:c+5000]))
+			require.NoError(b, err)
+		}
+		tx, err := e.pool.Begin(ctx)
+		require.NoError(b, err)
+		_, err = tx.Exec(ctx, `INSERT INTO `+plain+` (_sync_scope_id, id, name, age, score, avatar, meta, born)
+			SELECT $1, id, name, age, score, avatar, meta, born FROM `+stage+` WHERE push_id = $2 ORDER BY row_ordinal`, user, pushID)
+		require.NoError(b, err)
+		if withLog {
+			_, err = tx.Exec(ctx, `INSERT INTO `+history+` SELECT $1, 1, row_ordinal, 'users', id::text, 'INSERT',
+				json_build_object('id', id, 'name', name, 'age', age, 'score', score,
+					'avatar', translate(encode(avatar, 'base64'), E'\n', ''), 'meta', meta, 'born', born)::text
+				FROM `+stage+` WHERE push_id = $2`, user, pushID)
+			require.NoError(b, err)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM `+stage+` WHERE push_id = $1`, pushID)
+		require.NoError(b, err)
+		require.NoError(b, tx.Commit(ctx))
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
 // seed100k commits 100,000 rows for user in 10 bundles.

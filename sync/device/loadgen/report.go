@@ -250,7 +250,7 @@ func profileBlock(dir, name, title string) string {
 	return fmt.Sprintf("\n<details><summary>%s</summary>\n\n```text\n%s\n```\n</details>\n", title, top)
 }
 
-var benchLine = regexp.MustCompile(`^BenchmarkPush10k/(sync_push|plain_copy)(?:-\d+)?\s+\d+\s.*?([\d.]+) rows/s`)
+var benchLine = regexp.MustCompile(`^BenchmarkPush10k/(sync_push|plain_copy|floor_stage_apply_log|floor_stage_apply)(?:-\d+)?\s+\d+\s.*?([\d.]+) rows/s`)
 
 func reportPush(dir string) (*Workload, error) {
 	f, err := os.Open(filepath.Join(dir, "push_bench.txt"))
@@ -258,20 +258,18 @@ func reportPush(dir string) (*Workload, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var syncRates, copyRates []float64
+	rates := map[string][]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		m := benchLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[2], 64)
-		if m[1] == "sync_push" {
-			syncRates = append(syncRates, v)
-		} else {
-			copyRates = append(copyRates, v)
+		if m := benchLine.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			rates[m[1]] = append(rates[m[1]], v)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("push_bench.txt: %w", err)
+	}
+	syncRates, copyRates := rates["sync_push"], rates["plain_copy"]
 	if len(syncRates) == 0 || len(copyRates) == 0 {
 		return nil, fmt.Errorf("push_bench.txt: no BenchmarkPush10k results")
 	}
@@ -285,8 +283,26 @@ func reportPush(dir string) (*Workload, error) {
 	}
 	w.Detail = fmt.Sprintf("`go test ./sync -bench '^BenchmarkPush10k$'` (a 10,000-row push: create, two 5,000-row chunks over HTTP, commit; "+
 		"versus `COPY` of the same rows into an equivalent plain table in the same run).\n\n"+
-		"| | median rows/s | repetitions |\n|---|---:|---|\n| Syncplane push | %.0f | %s |\n| plain COPY | %.0f | %s |\n\n"+
-		"Ratio: **%s** of COPY.\n", s, fmtReps(syncRates, 0), c, fmtReps(copyRates, 0), pct(ratio))
+		"| | median rows/s | of COPY | repetitions |\n|---|---:|---:|---|\n| Syncplane push | %.0f | %s | %s |\n| plain COPY | %.0f | 100%% | %s |\n",
+		s, pct(ratio), fmtReps(syncRates, 0), c, fmtReps(copyRates, 0))
+	// The floors: plain SQL doing only the writes a staged push needs.
+	for _, fl := range []struct{ name, what string }{
+		{"floor_stage_apply", "floor: stage the chunks, then move them into the table"},
+		{"floor_stage_apply_log", "floor with the after-image history"},
+	} {
+		if v := rates[fl.name]; len(v) > 0 {
+			m := median(v)
+			w.Extra[fl.name+"_rows_per_s"] = round(m, 0)
+			w.Extra[fl.name+"_ratio"] = round(m/c, 3)
+			w.Detail += fmt.Sprintf("| %s | %.0f | %s | %s |\n", fl.what, m, pct(m/c), fmtReps(v, 0))
+		}
+	}
+	w.Detail += fmt.Sprintf("\nRatio: **%s** of COPY.", pct(ratio))
+	if _, ok := rates["floor_stage_apply_log"]; ok {
+		w.Detail += " The floors are plain SQL with none of the sync work (see `benchFloor`): they bound what any design that " +
+			"stages chunks between requests, and one that also writes the history pull serves, can reach on this machine."
+	}
+	w.Detail += "\n"
 	w.Detail += profileBlock(dir, "push_cpu_top.txt", "CPU profile of BenchmarkPush10k (the Go side: handler, decoding, pgx; PostgreSQL's own time is not in it)")
 	return w, nil
 }
