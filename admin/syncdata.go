@@ -85,8 +85,11 @@ type DayUsage struct {
 }
 
 // scopeColumn is the hidden owner column of every synced table (see
-// tenant's generated DDL).
+// tenant's generated DDL); hiddenColumns are all the columns the console
+// leaves out of a row (the owner and the row version).
 const scopeColumn = "_sync_scope_id"
+
+var hiddenColumns = []string{scopeColumn, "_sync_row_version"}
 
 // pgSyncData reads sync metadata with plain SQL on the tenant's cluster.
 type pgSyncData struct {
@@ -196,9 +199,9 @@ func (d *pgSyncData) Rows(ctx context.Context, t *tenant.Tenant, table *tenant.T
 	if err != nil {
 		return nil, err
 	}
-	rows, err := pool.Query(ctx, `SELECT to_jsonb(r) - $2 FROM `+ident(t, table.Name)+` r
+	rows, err := pool.Query(ctx, `SELECT to_jsonb(r) - $2::text[] FROM `+ident(t, table.Name)+` r
 		WHERE `+pgx.Identifier{scopeColumn}.Sanitize()+` = $1
-		ORDER BY `+pgx.Identifier{table.Key.Name}.Sanitize()+` OFFSET $3 LIMIT $4`, userID, scopeColumn, offset, limit)
+		ORDER BY `+pgx.Identifier{table.Key.Name}.Sanitize()+` OFFSET $3 LIMIT $4`, userID, hiddenColumns, offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read rows of %s: %w", table.Name, err)
 	}

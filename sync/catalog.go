@@ -66,7 +66,7 @@ func (t *catTable) keyCast() string {
 // standard base64 (encode wraps lines every 76 characters).
 func (t *catTable) wireExpr(alias string) string {
 	if len(t.colList) > 50 { // json_build_object takes at most 100 arguments
-		e := `((to_jsonb(` + alias + `) - '` + scopeColumn + `')`
+		e := `((to_jsonb(` + alias + `) - '{` + scopeColumn + `,` + versionColumn + `}'::text[])`
 		for _, c := range t.bytea {
 			e += ` || jsonb_build_object('` + c + `', translate(encode(` + alias + `.` + col(c) + `, 'base64'), E'\n', ''))`
 		}

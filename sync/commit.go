@@ -64,9 +64,9 @@ type bundleSpec struct {
 	// (a push without duplicate targets whose deletes cannot spread), so
 	// there is nothing to collapse.
 	distinctKeys bool
-	// newKeys: every captured key is known to have no row state yet (a
-	// push of inserts with base version 0 that passed the conflict check),
-	// so row state is inserted without an upsert probe.
+	// newKeys: every captured key is known to be new (a push of inserts
+	// with base version 0 that passed the conflict check), so the bundle
+	// deletes nothing and writes no tombstones.
 	newKeys bool
 }
 
@@ -95,17 +95,14 @@ SELECT $1, $2, (row_number() OVER (ORDER BY first_seq) - 1)::integer, table_name
        CASE WHEN last_op = 'DELETE' THEN NULL ELSE payload END
 FROM k WHERE next_seq IS NULL AND NOT (first_op = 'INSERT' AND last_op = 'DELETE')`
 
-// rowStateSQL records the bundle's rows in row state (8.3).
-const rowStateSQL = `
+// tombstoneSQL records the bundle's deletes in row state (8.3): a live
+// row's version is on the row itself (_sync_row_version, set as it was
+// written), so row state keeps only the version of each deleted key.
+const tombstoneSQL = `
 INSERT INTO %[2]s (user_id, table_name, key_text, row_version, deleted)
-SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2
+SELECT $1, table_name, key_text, $2, true FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2 AND op = 'DELETE'
 ON CONFLICT (user_id, table_name, key_text)
-DO UPDATE SET row_version = EXCLUDED.row_version, deleted = EXCLUDED.deleted`
-
-// newRowStateSQL is rowStateSQL for keys known to have no row state.
-const newRowStateSQL = `
-INSERT INTO %[2]s (user_id, table_name, key_text, row_version, deleted)
-SELECT $1, table_name, key_text, $2, op = 'DELETE' FROM %[1]s WHERE user_id = $1 AND bundle_seq = $2`
+DO UPDATE SET row_version = EXCLUDED.row_version, deleted = true`
 
 // finishBundle seals a bound transaction whose business-table writes are
 // done: it collapses the captured effects into bundle latest+1, writes the
@@ -118,11 +115,12 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	if !sp.distinctKeys {
 		b.Queue(fmt.Sprintf(collapseSQL, rowsTbl), sp.user, seq)
 	}
-	stateSQL := rowStateSQL
-	if sp.newKeys && sp.distinctKeys {
-		stateSQL = newRowStateSQL
+	// A push of fresh inserts deletes nothing (inserts set off no
+	// referential action).
+	tombstones := !(sp.newKeys && sp.distinctKeys)
+	if tombstones {
+		b.Queue(fmt.Sprintf(tombstoneSQL, rowsTbl, ident(sp.schema, "_sync_row_state")), sp.user, seq)
 	}
-	b.Queue(fmt.Sprintf(stateSQL, rowsTbl, ident(sp.schema, "_sync_row_state")), sp.user, seq)
 	b.Queue(`SELECT table_name, key_text, op, payload FROM `+rowsTbl+` WHERE user_id = $1 AND bundle_seq = $2 ORDER BY row_ordinal`, sp.user, seq)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
@@ -131,15 +129,20 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 			return BundleResult{}, fmt.Errorf("collapse captured effects: %w", err)
 		}
 	}
-	if _, err := br.Exec(); err != nil {
-		return BundleResult{}, fmt.Errorf("record row state: %w", err)
+	if tombstones {
+		if _, err := br.Exec(); err != nil {
+			return BundleResult{}, fmt.Errorf("record tombstones: %w", err)
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
 		return BundleResult{}, fmt.Errorf("read bundle rows: %w", err)
 	}
 	hasher := newBundleHasher(sp.wire, seq)
-	var n, bytes int64
+	// live: the change in the user's live rows. After collapsing, an
+	// INSERT is a key that had no row before the bundle and a DELETE one
+	// that has none after it; without collapsing, every key changed once.
+	var n, bytes, live int64
 	for rows.Next() {
 		var table, key, op string
 		var payload []byte
@@ -157,6 +160,12 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 		}
 		n++
 		bytes += int64(len(payload))
+		switch op {
+		case opInsert:
+			live++
+		case opDelete:
+			live--
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -168,7 +177,7 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	if n == 0 {
 		return BundleResult{}, errNoEffects
 	}
-	if err := checkCommitQuota(ctx, tx, sp, bytes); err != nil {
+	if err := checkCommitQuota(ctx, tx, sp, bytes, live); err != nil {
 		return BundleResult{}, err
 	}
 	res := BundleResult{BundleSeq: seq, SourceID: sp.source, SourceBundleID: sp.sbid, RowCount: n, BundleHash: hasher.sum()}
@@ -193,10 +202,11 @@ func finishBundle(ctx context.Context, tx pgx.Tx, sp bundleSpec) (BundleResult, 
 	if sp.seed || sp.scope.State != stateInitialized {
 		b.Queue(`UPDATE `+ident(sp.schema, "_sync_scope")+` SET latest_bundle_seq = $2, retained_floor = $3, state = 'INITIALIZED',
 			initializer_source = NULL, initialization_id = NULL, lease_expires_at = NULL,
-			initialized_by = coalesce(initialized_by, $4), updated_at = now() WHERE user_id = $1`, sp.user, seq, floor, sp.source)
+			initialized_by = coalesce(initialized_by, $4), live_rows = live_rows + $5, updated_at = now() WHERE user_id = $1`,
+			sp.user, seq, floor, sp.source, live)
 	} else {
-		b.Queue(`UPDATE `+ident(sp.schema, "_sync_scope")+` SET latest_bundle_seq = $2, retained_floor = $3, updated_at = now()
-			WHERE user_id = $1`, sp.user, seq, floor)
+		b.Queue(`UPDATE `+ident(sp.schema, "_sync_scope")+` SET latest_bundle_seq = $2, retained_floor = $3, live_rows = live_rows + $4,
+			updated_at = now() WHERE user_id = $1`, sp.user, seq, floor, live)
 	}
 	if floor > sp.scope.Floor {
 		b.Queue(`DELETE FROM `+ident(sp.schema, "_sync_bundle_row")+` WHERE user_id = $1 AND bundle_seq <= $2`, sp.user, floor)

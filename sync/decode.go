@@ -20,6 +20,9 @@ const (
 	opDelete = "DELETE"
 
 	scopeColumn = "_sync_scope_id"
+	// versionColumn holds a business row's row version (tenant migration
+	// 000008), hidden from the wire like scopeColumn.
+	versionColumn = "_sync_row_version"
 )
 
 // pushRowWire is a push row as sent (OpenAPI PushRequestRow).

@@ -31,23 +31,55 @@ const dupSQL = `SELECT r.table_name, k.key_text FROM %s r CROSS JOIN LATERAL unn
 WHERE r.push_id = $1 GROUP BY r.table_name, k.key_text HAVING count(*) > 1 LIMIT 1`
 
 // conflictSQL finds the first staged row, in ordinal order, that fails the
-// optimistic-concurrency rules of protocol 8.2.
-const conflictSQL = `
-SELECT r.table_name, x.key_text, r.op, x.base, coalesce(s.row_version, 0), coalesce(s.deleted, false)
-FROM %[1]s r
-CROSS JOIN LATERAL unnest(r.keys, r.bases) WITH ORDINALITY AS x(key_text, base, i)
-LEFT JOIN LATERAL (
-    -- One primary-key probe per staged row whatever the statistics say
-    -- (OFFSET 0 keeps the planner from flattening this into a join that
-    -- stale estimates can turn quadratic).
-    SELECT s.row_version, s.deleted FROM %[2]s s
-    WHERE s.user_id = $2 AND s.table_name = r.table_name AND s.key_text = x.key_text OFFSET 0
-) s ON true
-WHERE r.push_id = $1 AND NOT coalesce(CASE
-    WHEN r.op = 'INSERT' THEN (s.row_version IS NULL AND x.base = 0) OR (s.deleted AND x.base = s.row_version)
-    ELSE s.row_version IS NOT NULL AND NOT s.deleted AND x.base = s.row_version
-END, false)
-ORDER BY r.first_ordinal, x.i LIMIT 1`
+// optimistic-concurrency rules of protocol 8.2. A key's state is its live
+// business row's version or else its tombstone in _sync_row_state; a
+// tombstone left from before the key's latest insert is ignored. conflictSQL
+// is built for the push's tables: one part per table, each probing that
+// table's primary key ($1 the push, $2 the user).
+func conflictSQL(r *reqCtx, tables []*catTable) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		// OFFSET 0 keeps one primary-key probe per staged row whatever the
+		// statistics say: a join over stale estimates can turn quadratic.
+		parts[i] = `SELECT r.first_ordinal, x.i, r.table_name, x.key_text, r.op, x.base,
+			coalesce(l.v, d.v, 0) AS version, l.v IS NULL AND d.v IS NOT NULL AS deleted
+		FROM ` + r.t("_sync_push_run") + ` r
+		CROSS JOIN LATERAL unnest(r.keys, r.bases) WITH ORDINALITY AS x(key_text, base, i)
+		LEFT JOIN LATERAL (
+			SELECT b.` + col(versionColumn) + ` AS v FROM ` + r.t(t.name) + ` b
+			WHERE b._sync_scope_id = $2 AND b.` + col(t.keyCol) + ` = x.key_text` + t.keyCast() + ` OFFSET 0
+		) l ON true
+		LEFT JOIN LATERAL (
+			SELECT s.row_version AS v FROM ` + r.t("_sync_row_state") + ` s
+			WHERE l.v IS NULL AND s.user_id = $2 AND s.table_name = r.table_name AND s.key_text = x.key_text AND s.deleted OFFSET 0
+		) d ON true
+		WHERE r.push_id = $1 AND r.table_name = '` + t.name + `' AND NOT coalesce(CASE
+			WHEN r.op = 'INSERT' THEN l.v IS NULL AND x.base = coalesce(d.v, 0)
+			ELSE x.base = l.v
+		END, false)`
+	}
+	return `SELECT table_name, key_text, op, base, version, deleted FROM (` + strings.Join(parts, "\nUNION ALL\n") + `) c
+		ORDER BY first_ordinal, i LIMIT 1`
+}
+
+// pushTables returns the catalog tables the groups write, in first-use
+// order, or the error for a table that is no longer registered.
+func pushTables(r *reqCtx, groups []applyGroup) ([]*catTable, error) {
+	var tables []*catTable
+	seen := map[string]bool{}
+	for _, g := range groups {
+		if seen[g.Table] {
+			continue
+		}
+		t, ok := r.cat.byName[g.Table]
+		if !ok {
+			return nil, apiErr(http.StatusBadRequest, "push_commit_invalid", "table %s.%s is no longer registered", r.wire, g.Table)
+		}
+		seen[g.Table] = true
+		tables = append(tables, t)
+	}
+	return tables, nil
+}
 
 // commitPushSession applies a staged push as one bundle (protocol 7.5).
 func (h *Handler) commitPushSession(c *gin.Context) error {
@@ -65,14 +97,14 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
-		// Staged-set checks, source state, the first conflict and the apply
-		// groups: one round trip, evaluated in the protocol's order.
+		// Staged-set checks, source state and the apply groups in one round
+		// trip, then the first conflict among the push's tables; evaluated
+		// in the protocol's order.
 		b := &pgx.Batch{}
 		runsTbl := r.t("_sync_push_run")
 		b.Queue(fmt.Sprintf(runsSQL, runsTbl), id)
 		b.Queue(fmt.Sprintf(dupSQL, runsTbl), id)
 		b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, ps.Source)
-		b.Queue(fmt.Sprintf(conflictSQL, runsTbl, r.t("_sync_row_state")), id, r.user)
 		br := tx.SendBatch(c, b)
 		defer br.Close()
 
@@ -88,11 +120,6 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		src, err := scanSource(br.QueryRow())
 		if err != nil {
 			return err
-		}
-		var cf conflictRow
-		cfErr := br.QueryRow().Scan(&cf.Table, &cf.Key, &cf.Op, &cf.Base, &cf.ServerVersion, &cf.Deleted)
-		if cfErr != nil && !errors.Is(cfErr, pgx.ErrNoRows) {
-			return fmt.Errorf("check conflicts: %w", cfErr)
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("read staged push: %w", err)
@@ -114,12 +141,23 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 			return apiErr(http.StatusConflict, "source_sequence_changed",
 				"source %s expected source_bundle_id %d, but the session was created for %d", ps.Source, src.MaxSBID+1, ps.SBID)
 		}
-		if cfErr == nil {
-			return h.conflictError(c, tx, r, &cf)
+		tables, err := pushTables(r, groups)
+		if err != nil {
+			return err
+		}
+		var cf conflictRow
+		if len(tables) > 0 {
+			cfErr := tx.QueryRow(c, conflictSQL(r, tables), id, r.user).Scan(&cf.Table, &cf.Key, &cf.Op, &cf.Base, &cf.ServerVersion, &cf.Deleted)
+			if cfErr == nil {
+				return h.conflictError(c, tx, r, &cf)
+			}
+			if !errors.Is(cfErr, pgx.ErrNoRows) {
+				return fmt.Errorf("check conflicts: %w", cfErr)
+			}
 		}
 
 		// Bind and apply in one round trip.
-		if err := applyGroups(c, tx, r, id, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID, s.Latest+1) }); err != nil {
+		if err := applyGroups(c, tx, r, id, s.Latest+1, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID, s.Latest+1) }); err != nil {
 			return commitError(err, "push_commit_invalid")
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,
@@ -153,8 +191,8 @@ func deletesSpread(cat *catalog, groups []applyGroup) bool {
 }
 
 // onlyNewRows reports whether the push only inserts rows with base version
-// 0. Once the conflict check has passed, none of their keys has a row state
-// (8.2), and the push cannot touch other keys.
+// 0. Once the conflict check has passed, none of their keys has a row or a
+// tombstone (8.2), and the push cannot touch other keys.
 func onlyNewRows(groups []applyGroup) bool {
 	for _, g := range groups {
 		if g.Op != opInsert || !g.Fresh {
@@ -197,9 +235,10 @@ func scanRuns(br pgx.BatchResults) (groups []applyGroup, count, maxOrd int64, er
 }
 
 // applyGroups writes the staged rows to the business tables in ordinal
-// order, one set-based statement per group, all in one round trip.
-// Constraints are deferred, so only the final state must be consistent.
-func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []applyGroup, first func(*pgx.Batch)) error {
+// order, one set-based statement per group, all in one round trip; the
+// rows written get row version seq. Constraints are deferred, so only the
+// final state must be consistent.
+func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, seq int64, groups []applyGroup, first func(*pgx.Batch)) error {
 	b := &pgx.Batch{}
 	first(b)
 	runsTbl := r.t("_sync_push_run")
@@ -235,16 +274,16 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, groups []a
 				for i, n := range names {
 					sel[i] = "x." + n
 				}
-				b.Queue(`INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`) SELECT `+strings.Join(sel, ", ")+
-					images(tbl)+` ORDER BY r.first_ordinal, e.n`, pushID, g.Firsts)
+				b.Queue(`INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`, `+col(versionColumn)+`) SELECT `+strings.Join(sel, ", ")+
+					`, $3::bigint`+images(tbl)+` ORDER BY r.first_ordinal, e.n`, pushID, g.Firsts, seq)
 			} else {
 				set := make([]string, len(names))
 				for i, n := range names {
 					set[i] = n + " = x." + n
 				}
-				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+images(tbl)+
+				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+`, `+col(versionColumn)+` = $4::bigint`+images(tbl)+
 					` AND t._sync_scope_id = $3 AND t.`+key+` = x.`+key+` AND t.`+key+` = ANY (`+keys+`)`,
-					pushID, g.Firsts, r.user)
+					pushID, g.Firsts, r.user, seq)
 			}
 		case opDelete:
 			b.Queue(`DELETE FROM `+tbl+` AS t WHERE t._sync_scope_id = $3 AND t.`+key+` = ANY (`+keys+`)`,

@@ -89,8 +89,10 @@ func checkDeviceQuota(ctx context.Context, tx pgx.Tx, schema string, t *tenant.T
 
 // checkCommitQuota runs inside a commit after the bundle's rows and row
 // state are written and before anything else: the bundle's size, stored
-// rows and storage. A bundle that only shrinks the tenant always passes.
-func checkCommitQuota(ctx context.Context, tx pgx.Tx, sp bundleSpec, bundleBytes int64) error {
+// rows and storage. liveDelta is the bundle's change in the user's live
+// rows, not yet added to the counter. A bundle that does not grow the
+// user's rows always passes.
+func checkCommitQuota(ctx context.Context, tx pgx.Tx, sp bundleSpec, bundleBytes, liveDelta int64) error {
 	l := sp.limits
 	if sp.tenant == nil || l.MaxBundleBytes <= 0 && l.MaxRows <= 0 && l.MaxStorageBytes <= 0 && l.MaxActiveDevices <= 0 {
 		return nil
@@ -104,26 +106,24 @@ func checkCommitQuota(ctx context.Context, tx pgx.Tx, sp bundleSpec, bundleBytes
 			return err
 		}
 	}
-	if l.MaxRows <= 0 && l.MaxStorageBytes <= 0 {
+	// The tenant's totals are measured only when this commit grows the
+	// user's stored rows: shrinking or same-size bundles always pass.
+	if l.MaxRows <= 0 && l.MaxStorageBytes <= 0 || liveDelta <= 0 {
 		return nil
 	}
-	// The tenant's totals are measured only when this commit grew the
-	// user's stored rows: shrinking or same-size bundles always pass.
-	var userRows, totalRows, storage int64
-	if err := tx.QueryRow(ctx, `WITH u AS (SELECT live_rows FROM `+ident(sp.schema, "_sync_scope")+` WHERE user_id = $1)
-		SELECT u.live_rows,
-			CASE WHEN u.live_rows > $2 AND $3 THEN (SELECT coalesce(sum(live_rows), 0)::bigint FROM `+ident(sp.schema, "_sync_scope")+`) ELSE 0 END,
-			CASE WHEN u.live_rows > $2 AND $4 THEN (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-				WHERE c.relnamespace = $5::regnamespace AND c.relkind IN ('r', 'm')) ELSE 0 END
-		FROM u`, sp.user, sp.scope.LiveRows, l.MaxRows > 0, l.MaxStorageBytes > 0, pgxIdent(sp.schema)).Scan(&userRows, &totalRows, &storage); err != nil {
+	var totalRows, storage int64
+	if err := tx.QueryRow(ctx, `SELECT
+			CASE WHEN $1 THEN (SELECT coalesce(sum(live_rows), 0)::bigint FROM `+ident(sp.schema, "_sync_scope")+`) + $4 ELSE 0 END,
+			CASE WHEN $2 THEN (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+				WHERE c.relnamespace = $3::regnamespace AND c.relkind IN ('r', 'm')) ELSE 0 END`,
+		l.MaxRows > 0, l.MaxStorageBytes > 0, pgxIdent(sp.schema), liveDelta).Scan(&totalRows, &storage); err != nil {
 		return fmt.Errorf("measure quota use: %w", err)
 	}
-	grew := userRows > sp.scope.LiveRows
-	if l.MaxRows > 0 && grew && totalRows > l.MaxRows {
+	if l.MaxRows > 0 && totalRows > l.MaxRows {
 		return quotaErr(http.StatusForbidden, "quota_exceeded", "max_rows",
 			"row quota of %d reached for tenant %s (this push would store %d rows)", l.MaxRows, sp.tenant.Slug, totalRows)
 	}
-	if l.MaxStorageBytes > 0 && grew && storage > l.MaxStorageBytes {
+	if l.MaxStorageBytes > 0 && storage > l.MaxStorageBytes {
 		return quotaErr(http.StatusForbidden, "quota_exceeded", "max_storage_bytes",
 			"storage quota of %d bytes reached for tenant %s", l.MaxStorageBytes, sp.tenant.Slug)
 	}

@@ -258,29 +258,21 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	if len(r.cat.tables) == 0 {
 		return nil
 	}
-	// Every live row of the user is read: hash joins are right whatever
-	// the statistics say, and nested loops over stale estimates go quadratic.
-	settings := `SET LOCAL enable_nestloop = off`
 	if own {
 		// CREATE TABLE AS may run in parallel (freezeOwnTable): let it.
-		settings += `; SET LOCAL work_mem = '` + snapshotWorkMem + `'; SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`
-	}
-	if _, err := tx.Exec(c, settings); err != nil {
-		return fmt.Errorf("plan snapshot: %w", err)
+		if _, err := tx.Exec(c, `SET LOCAL work_mem = '`+snapshotWorkMem+`'; SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`); err != nil {
+			return fmt.Errorf("plan snapshot: %w", err)
+		}
 	}
 	var parts []string
-	names := make([]string, 0, len(r.cat.tables))
 	for _, t := range r.cat.tables {
-		names = append(names, t.name)
 		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
-			t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
+			`t.`+col(versionColumn)+` AS row_version, `+t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
 	}
 	// The frozen rows in page order, with their row versions ($1 the user).
 	frozen := `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
-			x.key_text, rs.row_version, x.payload
-		FROM (` + strings.Join(parts, " UNION ALL ") + `) x
-		LEFT JOIN ` + r.t("_sync_row_state") + ` rs
-			ON rs.user_id = $1 AND rs.table_name = x.tname AND rs.key_text = x.key_text AND NOT rs.deleted`
+			x.key_text, x.row_version, x.payload
+		FROM (` + strings.Join(parts, " UNION ALL ") + `) x`
 	if own {
 		if err := freezeOwnTable(c, tx, r, *rowsTable, frozen, resp); err != nil {
 			return err
@@ -292,21 +284,7 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 			RETURNING octet_length(payload) AS len
 		) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
 		if err := tx.QueryRow(c, q, r.user, id).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
-			return fmt.Errorf("freeze snapshot rows: %w", err) // a live row without row state violates NOT NULL: 500
-		}
-	}
-	// Every frozen row has its own live row state (the join is on the row
-	// state's key), so the counts agree unless a live row state lacks its
-	// row. The scope's live-row counter settles the usual case without a
-	// second pass over the row states; it also counts unregistered tables,
-	// so only a difference needs the exact count.
-	if live != resp.RowCount {
-		if err := tx.QueryRow(c, `SELECT count(*) FROM `+r.t("_sync_row_state")+` WHERE user_id = $1 AND NOT deleted AND table_name = ANY($2)`,
-			r.user, names).Scan(&live); err != nil {
-			return fmt.Errorf("count live row states: %w", err)
-		}
-		if live != resp.RowCount {
-			return fmt.Errorf("snapshot of user rows disagrees with row state: %d rows, %d live row states", resp.RowCount, live)
+			return fmt.Errorf("freeze snapshot rows: %w", err)
 		}
 	}
 	if own {
@@ -324,7 +302,7 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 // freezeOwnTable freezes the rows selected by frozen (freezeSnapshot's
 // select list and sources, $1 the user) into the session's own table, created by
 // the statement that fills it: CREATE TABLE AS may run its query in
-// parallel (an INSERT cannot), so reading, joining, rendering and sorting a
+// parallel (an INSERT cannot), so reading, rendering and sorting a
 // large scope use every core while the device waits for the answer. The
 // size for the answer is then summed over the frozen rows, also in
 // parallel.
@@ -333,13 +311,9 @@ func freezeOwnTable(c *gin.Context, tx pgx.Tx, r *reqCtx, table, frozen string, 
 		WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) AS SELECT `+frozen, r.user); err != nil {
 		return fmt.Errorf("freeze snapshot rows: %w", err)
 	}
-	var orphans int64
-	if err := tx.QueryRow(c, `SELECT count(*), coalesce(sum(octet_length(payload)), 0)::bigint,
-		count(*) FILTER (WHERE row_version IS NULL) FROM `+r.t(table)).Scan(&resp.RowCount, &resp.ByteCount, &orphans); err != nil {
+	if err := tx.QueryRow(c, `SELECT count(*), coalesce(sum(octet_length(payload)), 0)::bigint FROM `+r.t(table)).
+		Scan(&resp.RowCount, &resp.ByteCount); err != nil {
 		return fmt.Errorf("measure snapshot rows: %w", err)
-	}
-	if orphans > 0 {
-		return fmt.Errorf("freeze snapshot rows: %d live rows without row state", orphans) // 500, as the NOT NULL of the shared table
 	}
 	return nil
 }

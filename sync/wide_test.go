@@ -24,6 +24,9 @@ func TestWideTable(t *testing.T) {
 	c.attach()
 	ins := map[string]any{"schema": "app", "table": "wide", "key": map[string]any{"id": "w1"}, "op": "INSERT", "payload": payload}
 	c.push(1, ins).expect(t, 200, "")
+	_, captured := c.committedRows(1)
+	require.Len(t, captured, 1)
+	require.Len(t, captured[0]["payload"], 62, "no hidden column in the captured after-image")
 	snap := c.snapshotRows()
 	require.Len(t, snap, 1)
 	p := snap[0]["payload"].(map[string]any)

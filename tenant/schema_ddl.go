@@ -13,6 +13,15 @@ import (
 // filled from the bound sync transaction's setting when an insert omits it.
 const schemaScopeColumnDDL = `text NOT NULL DEFAULT current_setting('syncplane.user_id', true)`
 
+// schemaVersionColumn is the hidden row-version column: the bundle_seq of
+// the row's last change (tenant migration 000008). The sync core sets it in
+// its own writes; 0 (the default) or an unchanged value on update is
+// stamped by the _sync_stamp_* row triggers from the bound transaction.
+const (
+	schemaVersionColumn    = "_sync_row_version"
+	schemaVersionColumnDDL = `bigint NOT NULL DEFAULT 0`
+)
+
 // TableStorageOptions are the storage parameters of every table of a tenant
 // schema (business tables here, the sync tables in tenant migration
 // 000007). PostgreSQL's defaults vacuum a table after 50 changed rows and
@@ -75,13 +84,17 @@ func (s *Schema) CreateDDL(pgSchema string) []string {
 // capture triggers to table t in pgSchema: statement-level AFTER INSERT,
 // UPDATE and DELETE triggers with transition tables calling
 // _sync_capture(<sync key column>), and a BEFORE TRUNCATE trigger that
-// refuses truncation. The functions are defined by the per-tenant
-// migrations; this is the one place that knows how they are attached.
+// refuses truncation, and the BEFORE INSERT / UPDATE row triggers that
+// stamp _sync_row_version on writes that leave it unset. The functions are
+// defined by the per-tenant migrations; this is the one place that knows
+// how they are attached.
 func CaptureTriggerDDL(pgSchema string, t *Table) []string {
 	table := pgx.Identifier{pgSchema, t.Name}.Sanitize()
 	capture := pgx.Identifier{pgSchema, "_sync_capture"}.Sanitize() + "(" + schemaQuoteLiteral(t.Key.Name) + ")"
 	trigger := func(name string) string { return "CREATE TRIGGER " + pgx.Identifier{name}.Sanitize() }
 	newTable, oldTable := pgx.Identifier{"_sync_new"}.Sanitize(), pgx.Identifier{"_sync_old"}.Sanitize()
+	stamp := pgx.Identifier{pgSchema, "_sync_stamp_row_version"}.Sanitize() + "()"
+	version := pgx.Identifier{schemaVersionColumn}.Sanitize()
 	return []string{
 		trigger("_sync_capture_ins") + " AFTER INSERT ON " + table +
 			" REFERENCING NEW TABLE AS " + newTable +
@@ -94,6 +107,10 @@ func CaptureTriggerDDL(pgSchema string, t *Table) []string {
 			" FOR EACH STATEMENT EXECUTE FUNCTION " + capture,
 		trigger("_sync_no_truncate") + " BEFORE TRUNCATE ON " + table +
 			" FOR EACH STATEMENT EXECUTE FUNCTION " + pgx.Identifier{pgSchema, "_sync_reject_truncate"}.Sanitize() + "()",
+		trigger("_sync_stamp_ins") + " BEFORE INSERT ON " + table + " FOR EACH ROW WHEN (NEW." + version + " = 0)" +
+			" EXECUTE FUNCTION " + stamp,
+		trigger("_sync_stamp_upd") + " BEFORE UPDATE ON " + table + " FOR EACH ROW WHEN (NEW." + version + " = OLD." + version + ")" +
+			" EXECUTE FUNCTION " + stamp,
 	}
 }
 
@@ -105,6 +122,7 @@ func schemaCreateTableSQL(pgSchema string, t *Table) string {
 	b.WriteString(pgx.Identifier{schemaScopeColumn}.Sanitize())
 	b.WriteString(" ")
 	b.WriteString(schemaScopeColumnDDL)
+	b.WriteString(",\n\t" + pgx.Identifier{schemaVersionColumn}.Sanitize() + " " + schemaVersionColumnDDL)
 	for _, c := range t.Columns {
 		b.WriteString(",\n\t")
 		b.WriteString(schemaColumnSQL(c))

@@ -39,6 +39,8 @@ func TestSchemaCaptureTriggerDDL(t *testing.T) {
 		`CREATE TRIGGER "_sync_capture_upd" AFTER UPDATE ON "t_acme"."notes" REFERENCING OLD TABLE AS "_sync_old" NEW TABLE AS "_sync_new" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_capture"('note_key')`,
 		`CREATE TRIGGER "_sync_capture_del" AFTER DELETE ON "t_acme"."notes" REFERENCING OLD TABLE AS "_sync_old" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_capture"('note_key')`,
 		`CREATE TRIGGER "_sync_no_truncate" BEFORE TRUNCATE ON "t_acme"."notes" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_reject_truncate"()`,
+		`CREATE TRIGGER "_sync_stamp_ins" BEFORE INSERT ON "t_acme"."notes" FOR EACH ROW WHEN (NEW."_sync_row_version" = 0) EXECUTE FUNCTION "t_acme"."_sync_stamp_row_version"()`,
+		`CREATE TRIGGER "_sync_stamp_upd" BEFORE UPDATE ON "t_acme"."notes" FOR EACH ROW WHEN (NEW."_sync_row_version" = OLD."_sync_row_version") EXECUTE FUNCTION "t_acme"."_sync_stamp_row_version"()`,
 	}, CaptureTriggerDDL("t_acme", tb))
 }
 
@@ -89,7 +91,7 @@ func TestSchemaCreateDDLText(t *testing.T) {
 	for i := 1; i < len(ddl); i++ {
 		assert.LessOrEqual(t, kind(ddl[i-1]), kind(ddl[i]), "%s\nbefore\n%s", ddl[i-1], ddl[i])
 	}
-	assert.Len(t, ddl, 2 /* tables */ +2 /* fk + its index */ +2 /* indexes */ +8 /* triggers */)
+	assert.Len(t, ddl, 2 /* tables */ +2 /* fk + its index */ +2 /* indexes */ +12 /* triggers */)
 
 	for _, want := range []string{
 		`"_sync_scope_id" text NOT NULL DEFAULT current_setting('syncplane.user_id', true)`,
@@ -155,6 +157,8 @@ func schemaTestDB(t *testing.T) (*pgx.Conn, string) {
 		END$$`,
 		"CREATE FUNCTION " + q + `._sync_reject_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'TRUNCATE of registered table % is not allowed', TG_TABLE_NAME; END$$`,
+		"CREATE FUNCTION " + q + `._sync_stamp_row_version() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN NEW._sync_row_version := 1; RETURN NEW; END$$`,
 	} {
 		_, err := conn.Exec(ctx, stmt)
 		require.NoError(t, err, stmt)
@@ -289,11 +293,11 @@ func TestSchemaDDLPostgres(t *testing.T) {
 		for _, fk := range fks {
 			assert.Equal(t, fkRow{fk.Name, 2, schemaScopeColumn, schemaScopeColumn, true, true}, fk)
 		}
-		// Four triggers per table.
+		// Six triggers per table: capture (3), truncate, version stamps (2).
 		var triggers int
 		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
 			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND NOT tg.tgisinternal`, schema).Scan(&triggers))
-		assert.Equal(t, 4*5, triggers)
+		assert.Equal(t, 6*5, triggers)
 	})
 
 	t.Run("scope column comes from the bound user", func(t *testing.T) {

@@ -179,7 +179,7 @@ func TestSchemaMigrationDDLOrder(t *testing.T) {
 		`ALTER TABLE "t_acme"."users" ALTER COLUMN "name" DROP NOT NULL`,
 		`ALTER TABLE "t_acme"."users" ALTER COLUMN "name" SET DEFAULT 'n'::text`,
 		"CREATE TABLE \"t_acme\".\"authors\" (\n\t\"_sync_scope_id\" text NOT NULL DEFAULT current_setting('syncplane.user_id', true),\n" +
-			"\t\"id\" uuid NOT NULL,\n\tCONSTRAINT \"authors_pkey\" PRIMARY KEY (\"_sync_scope_id\", \"id\")\n) WITH (" + TableStorageOptions + ")",
+			"\t\"_sync_row_version\" bigint NOT NULL DEFAULT 0,\n\t\"id\" uuid NOT NULL,\n\tCONSTRAINT \"authors_pkey\" PRIMARY KEY (\"_sync_scope_id\", \"id\")\n) WITH (" + TableStorageOptions + ")",
 		`ALTER TABLE "t_acme"."users" ADD COLUMN "bio" text NOT NULL DEFAULT 'it''s'::text`,
 		`ALTER TABLE "t_acme"."posts" ADD CONSTRAINT "posts_author_id_fkey" FOREIGN KEY ("_sync_scope_id", "author_id") ` +
 			`REFERENCES "t_acme"."authors" ("_sync_scope_id", "id") ON DELETE SET NULL ("author_id") ON UPDATE NO ACTION DEFERRABLE INITIALLY DEFERRED`,
@@ -188,6 +188,8 @@ func TestSchemaMigrationDDLOrder(t *testing.T) {
 		`CREATE TRIGGER "_sync_capture_upd" AFTER UPDATE ON "t_acme"."authors" REFERENCING OLD TABLE AS "_sync_old" NEW TABLE AS "_sync_new" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_capture"('id')`,
 		`CREATE TRIGGER "_sync_capture_del" AFTER DELETE ON "t_acme"."authors" REFERENCING OLD TABLE AS "_sync_old" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_capture"('id')`,
 		`CREATE TRIGGER "_sync_no_truncate" BEFORE TRUNCATE ON "t_acme"."authors" FOR EACH STATEMENT EXECUTE FUNCTION "t_acme"."_sync_reject_truncate"()`,
+		`CREATE TRIGGER "_sync_stamp_ins" BEFORE INSERT ON "t_acme"."authors" FOR EACH ROW WHEN (NEW."_sync_row_version" = 0) EXECUTE FUNCTION "t_acme"."_sync_stamp_row_version"()`,
+		`CREATE TRIGGER "_sync_stamp_upd" BEFORE UPDATE ON "t_acme"."authors" FOR EACH ROW WHEN (NEW."_sync_row_version" = OLD."_sync_row_version") EXECUTE FUNCTION "t_acme"."_sync_stamp_row_version"()`,
 	}, ddl)
 }
 

@@ -72,7 +72,7 @@ func (s *Store) CurrentUse(ctx context.Context, t *Tenant) (Use, error) {
 	err = pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM `+pgx.Identifier{t.SchemaName(), "_sync_source"}.Sanitize()+`
 			 WHERE last_seen_at > now() - interval '30 days' AND state = 'active'),
-			(SELECT count(*) FROM `+pgx.Identifier{t.SchemaName(), "_sync_row_state"}.Sanitize()+` WHERE NOT deleted),
+			(SELECT coalesce(sum(live_rows), 0)::bigint FROM `+pgx.Identifier{t.SchemaName(), "_sync_scope"}.Sanitize()+`),
 			(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 			 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm'))`,
 		t.SchemaName()).Scan(&u.ActiveDevices, &u.Rows, &u.StorageBytes)

@@ -36,8 +36,13 @@ func TestCurrentUseAndUtilization(t *testing.T) {
 	ctx := context.Background()
 	store := tenanttest.Store(t)
 	tn := tenanttest.Tenant(t, store, usersV1)
-	_, err := store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_row_state"}.Sanitize()+
-		` (user_id, table_name, key_text, row_version, deleted) VALUES ('u1', 'users', 'a', 1, false), ('u1', 'users', 'b', 2, true)`)
+	// Live rows are counted per user on the scope row; tombstones are not
+	// stored rows.
+	_, err := store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_scope"}.Sanitize()+
+		` (user_id, live_rows) VALUES ('u1', 1), ('u2', 0)`)
+	require.NoError(t, err)
+	_, err = store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_row_state"}.Sanitize()+
+		` (user_id, table_name, key_text, row_version, deleted) VALUES ('u1', 'users', 'b', 2, true)`)
 	require.NoError(t, err)
 	_, err = store.DB().Exec(ctx, `INSERT INTO `+pgx.Identifier{tn.SchemaName(), "_sync_source"}.Sanitize()+
 		` (user_id, source_id, state) VALUES ('u1', 'd1', 'active'), ('u1', 'd2', 'retired')`)
