@@ -50,8 +50,11 @@ func conflictSQL(r *reqCtx, tables []*catTable) string {
 			WHERE b._sync_scope_id = $2 AND b.` + col(t.keyCol) + ` = x.key_text` + t.keyCast() + ` OFFSET 0
 		) l ON true
 		LEFT JOIN LATERAL (
+			-- The uncorrelated EXISTS runs once: a user without tombstones
+			-- in the table probes only the live rows.
 			SELECT s.row_version AS v FROM ` + r.t("_sync_row_state") + ` s
-			WHERE l.v IS NULL AND s.user_id = $2 AND s.table_name = r.table_name AND s.key_text = x.key_text AND s.deleted OFFSET 0
+			WHERE l.v IS NULL AND (SELECT EXISTS (SELECT 1 FROM ` + r.t("_sync_row_state") + ` WHERE user_id = $2 AND table_name = '` + t.name + `'))
+				AND s.user_id = $2 AND s.table_name = r.table_name AND s.key_text = x.key_text AND s.deleted OFFSET 0
 		) d ON true
 		WHERE r.push_id = $1 AND r.table_name = '` + t.name + `' AND NOT coalesce(CASE
 			WHEN r.op = 'INSERT' THEN l.v IS NULL AND x.base = coalesce(d.v, 0)
