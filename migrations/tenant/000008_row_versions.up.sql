@@ -109,7 +109,29 @@ BEGIN
         INTO ncols, wire
         FROM pg_attribute a
         WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('_sync_scope_id', '_sync_row_version');
-        IF ncols <= 50 THEN
+        IF ncols <= 50 AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attname !~ '^[a-z0-9_]+$') THEN
+            -- json_build_object's text, byte for byte, by concatenation:
+            -- '{"c" : v, ...}' with every value as json_build_object
+            -- renders it (to_json for text and reals: escaping, NaN and
+            -- infinities quoted; the rest's output is already JSON). It
+            -- looks up no output function per argument and row, and column
+            -- names needing no JSON escape are written as they are. The Go
+            -- side's snapshot renderer (snapshotPayloadExpr) is the same.
+            SELECT string_agg(format('%L || coalesce(%s, ''null'')',
+                       CASE WHEN x.rn = 1 THEN '{' ELSE ', ' END || '"' || x.attname || '" : ',
+                       CASE WHEN x.atttypid = 'uuid'::regtype THEN format('''"'' || n.%I::text || ''"''', x.attname)
+                            WHEN x.atttypid IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype, 'jsonb'::regtype)
+                                THEN format('n.%I::text', x.attname)
+                            WHEN x.atttypid = 'bytea'::regtype
+                                THEN format('''"'' || translate(encode(n.%I, ''base64''), E''\n'', '''') || ''"''', x.attname)
+                            ELSE format('to_json(n.%I)::text', x.attname) END), ' || ' ORDER BY x.rn)
+            INTO wire
+            FROM (SELECT a.attname::text, a.atttypid, row_number() OVER (ORDER BY a.attnum) AS rn FROM pg_attribute a
+                  WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+                      AND a.attname NOT IN ('_sync_scope_id', '_sync_row_version')) x;
+            wire := '(' || wire || ' || ''}'')';
+        ELSIF ncols <= 50 THEN
             -- json text in declared column order, rendered like to_jsonb.
             wire := 'json_build_object(' || wire || ')::text';
         ELSE
