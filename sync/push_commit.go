@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/syncplane/syncplane/web/server"
 )
@@ -65,6 +66,42 @@ func conflictSQL(r *reqCtx, tables []*catTable) string {
 		ORDER BY first_ordinal, i LIMIT 1`
 }
 
+// tombstonedSQL reports whether the user has a tombstone in any table the
+// push writes: one probe per staged run ($1 the push, $2 the user).
+const tombstonedSQL = `SELECT coalesce(bool_or(t.found), false) FROM %[1]s r
+CROSS JOIN LATERAL (SELECT true AS found FROM %[2]s s WHERE s.user_id = $2 AND s.table_name = r.table_name LIMIT 1) t
+WHERE r.push_id = $1`
+
+// findConflict returns the first staged row that fails 8.2, or nil.
+func findConflict(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, tables []*catTable) (*conflictRow, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	var cf conflictRow
+	err := tx.QueryRow(c, conflictSQL(r, tables), pushID, r.user).Scan(&cf.Table, &cf.Key, &cf.Op, &cf.Base, &cf.ServerVersion, &cf.Deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check conflicts: %w", err)
+	}
+	return &cf, nil
+}
+
+// conflictOr is the 409 for cf, or err when the check itself failed.
+func (h *Handler) conflictOr(c *gin.Context, tx pgx.Tx, r *reqCtx, cf *conflictRow, err error) error {
+	if err != nil {
+		return err
+	}
+	return h.conflictError(c, tx, r, cf)
+}
+
+// isUniqueViolation reports a unique or primary-key violation (23505).
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
 // pushTables returns the catalog tables the groups write, in first-use
 // order, or the error for a table that is no longer registered.
 func pushTables(r *reqCtx, groups []applyGroup) ([]*catTable, error) {
@@ -108,6 +145,7 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		b.Queue(fmt.Sprintf(runsSQL, runsTbl), id)
 		b.Queue(fmt.Sprintf(dupSQL, runsTbl), id)
 		b.Queue(fmt.Sprintf(selectSourceSQL, r.t("_sync_source")), r.user, ps.Source)
+		b.Queue(fmt.Sprintf(tombstonedSQL, runsTbl, r.t("_sync_row_state")), id, r.user)
 		br := tx.SendBatch(c, b)
 		defer br.Close()
 
@@ -123,6 +161,10 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		src, err := scanSource(br.QueryRow())
 		if err != nil {
 			return err
+		}
+		var tombstoned bool
+		if err := br.QueryRow().Scan(&tombstoned); err != nil {
+			return fmt.Errorf("look for tombstones: %w", err)
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("read staged push: %w", err)
@@ -148,19 +190,33 @@ func (h *Handler) commitPushSession(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
-		var cf conflictRow
-		if len(tables) > 0 {
-			cfErr := tx.QueryRow(c, conflictSQL(r, tables), id, r.user).Scan(&cf.Table, &cf.Key, &cf.Op, &cf.Base, &cf.ServerVersion, &cf.Deleted)
-			if cfErr == nil {
-				return h.conflictError(c, tx, r, &cf)
-			}
-			if !errors.Is(cfErr, pgx.ErrNoRows) {
-				return fmt.Errorf("check conflicts: %w", cfErr)
+		// Fresh inserts into tables where the user has no tombstones can
+		// conflict (8.2) only with a live row of the same key, which the
+		// primary key refuses as the rows are applied. Such a push is applied
+		// under a savepoint without a probe per row; only if the apply hits
+		// a unique violation is it rolled back and the conflict looked for.
+		fresh := onlyNewRows(groups) && !tombstoned
+		if !fresh {
+			if cf, err := findConflict(c, tx, r, id, tables); err != nil || cf != nil {
+				return h.conflictOr(c, tx, r, cf, err)
 			}
 		}
-
 		// Bind and apply in one round trip.
-		if err := applyGroups(c, tx, r, id, s.Latest+1, groups, func(b *pgx.Batch) { queueBind(b, r.user, ps.Source, ps.SBID, s.Latest+1) }); err != nil {
+		err = applyGroups(c, tx, r, id, s.Latest+1, groups, func(b *pgx.Batch) {
+			queueBind(b, r.user, ps.Source, ps.SBID, s.Latest+1)
+			if fresh {
+				b.Queue(`SAVEPOINT push_apply`)
+			}
+		})
+		if fresh && isUniqueViolation(err) {
+			if _, rbErr := tx.Exec(c, `ROLLBACK TO SAVEPOINT push_apply`); rbErr != nil {
+				return fmt.Errorf("roll back the apply: %w", rbErr)
+			}
+			if cf, cfErr := findConflict(c, tx, r, id, tables); cfErr != nil || cf != nil {
+				return h.conflictOr(c, tx, r, cf, cfErr)
+			}
+		}
+		if err != nil {
 			return commitError(err, "push_commit_invalid")
 		}
 		res, err = finishBundle(c, tx, bundleSpec{schema: r.schema, wire: r.wire, user: r.user, source: ps.Source, sbid: ps.SBID,

@@ -131,3 +131,31 @@ func TestRowVersionsLiveOnRows(t *testing.T) {
 	c.push(6, row("books", opDelete, b, 3, nil)).expect(t, 200, "")
 	require.EqualValues(t, 1, e.liveRows("u1"))
 }
+
+// A push of fresh inserts (base 0, no tombstones in its tables) is applied
+// without a conflict probe per row; a live key is caught by the primary key,
+// the apply is rolled back to its savepoint and the 409 names the first
+// conflicting row. Other unique violations stay 400s; nothing is left
+// behind either way.
+func TestFreshPushConflictAfterApply(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client("u1", "a")
+	c.attach()
+	k1, k2 := newUUID(), newUUID()
+	c.push(1, userRow(k1, "one"), userRow(k2, "two")).expect(t, 200, "")
+
+	r := c.push(2, userRow(newUUID(), "new"), userRow(k2, "two again"), userRow(k1, "one again")).expect(t, 409, "push_conflict")
+	cf := r.JSON["conflict"].(map[string]any)
+	require.Equal(t, map[string]any{"id": k2}, cf["key"], "the first conflicting row in upload order")
+	require.Equal(t, json.Number("1"), cf["server_row_version"])
+	require.Equal(t, "two", cf["server_row"].(map[string]any)["name"])
+	require.EqualValues(t, 2, e.count("users"))
+
+	c.push(2, userRow(newUUID(), "one")).expect(t, 400, "push_commit_invalid") // the unique name
+	require.EqualValues(t, 2, e.count("users"))
+	require.EqualValues(t, 2, e.liveRows("u1"))
+	r = c.push(2, userRow(newUUID(), "three")).expect(t, 200, "")
+	require.EqualValues(t, 2, r.num("bundle_seq"))
+	require.EqualValues(t, 3, e.liveRows("u1"))
+}
