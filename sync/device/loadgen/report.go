@@ -481,7 +481,7 @@ func reportWatchers(dir string) ([]Workload, error) {
 	if !*a.Met {
 		a.Miss = fmt.Sprintf("%.0f MiB with %d of %d streams open", rss, wr.Open, wr.Watchers)
 	}
-	a.Detail = fmt.Sprintf("One `syncplane serve` process, fresh for this workload; %d light watch streams (%d per user, %d users) "+
+	a.Detail = fmt.Sprintf("One `syncplane serve` process, fresh for this workload; %d light watch streams (%v per user, %d users) "+
 		"opened in %.1f s. Peak RSS sampled every 100 ms while the streams were open and commits ran: **%.0f MiB** "+
 		"(process high-water mark %.0f MiB).\n", wr.Watchers, r.Settings["watchers_per_user"], wr.Users, wr.OpenS, rss,
 		float64(r.Server.HWMBytes)/(1<<20))
