@@ -92,6 +92,11 @@ func TestRowVersionMigrationUpAndDown(t *testing.T) {
 	require.NoError(t, tenant.MigrateTenantSchemaTo(ctx, pool, schema, 8))
 	require.Equal(t, map[string]int64{"a": 3, "b": 5, "c": 7}, versions())
 	require.Equal(t, map[string]any{"z": [2]any{int64(4), true}}, rowStates(), "only tombstones stay")
+	// A writer of the old layout (a replica of the previous release) is
+	// refused rather than recording live rows in row state.
+	_, err := pool.Exec(ctx, `INSERT INTO `+q+`._sync_row_state (user_id, table_name, key_text, row_version, deleted)
+		VALUES ('u1', 'items', 'n', 8, false)`)
+	require.ErrorContains(t, err, "_sync_row_state_tombstones_only")
 
 	// Writes that leave the version unset are stamped from the bound
 	// transaction, and the captured after-image does not show it.
@@ -101,7 +106,7 @@ func TestRowVersionMigrationUpAndDown(t *testing.T) {
 	var payload string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT payload FROM `+q+`._sync_bundle_row WHERE user_id = 'u1' AND bundle_seq = 10`).Scan(&payload))
 	require.JSONEq(t, `{"id": "a", "title": "AA"}`, payload)
-	_, err := pool.Exec(ctx, `INSERT INTO `+q+`.items (_sync_scope_id, id) VALUES ('u1', 'x')`)
+	_, err = pool.Exec(ctx, `INSERT INTO `+q+`.items (_sync_scope_id, id) VALUES ('u1', 'x')`)
 	require.ErrorContains(t, err, "outside a sync transaction")
 
 	// Down: every live row has its row state again, and the counter counts

@@ -1,4 +1,5 @@
 -- Back to row state for every changed row, with its live-row counter.
+ALTER TABLE _sync_row_state DROP CONSTRAINT _sync_row_state_tombstones_only;
 DO $$
 DECLARE
     t record;

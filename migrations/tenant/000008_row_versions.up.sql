@@ -58,6 +58,10 @@ END
 $$;
 
 DELETE FROM _sync_row_state WHERE NOT deleted;
+-- Only tombstones from now on. A replica still running the previous release
+-- during an upgrade fails its commits here instead of recording live rows
+-- beside their versions (see "Upgrading" in the chart's README).
+ALTER TABLE _sync_row_state ADD CONSTRAINT _sync_row_state_tombstones_only CHECK (deleted);
 DROP TRIGGER _sync_count_live_rows_ins ON _sync_row_state;
 DROP TRIGGER _sync_count_live_rows_upd ON _sync_row_state;
 DROP FUNCTION _sync_count_live_rows();
