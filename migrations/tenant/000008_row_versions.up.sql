@@ -67,7 +67,8 @@ DROP TRIGGER _sync_count_live_rows_upd ON _sync_row_state;
 DROP FUNCTION _sync_count_live_rows();
 
 -- The capture trigger of 000001, with the version column left out of the
--- wire after-image like the scope column.
+-- wire after-image like the scope column, and the after-image of tables up
+-- to 50 columns rendered by concatenation (below).
 CREATE OR REPLACE FUNCTION _sync_capture() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
