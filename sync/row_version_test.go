@@ -159,3 +159,35 @@ func TestFreshPushConflictAfterApply(t *testing.T) {
 	require.EqualValues(t, 2, r.num("bundle_seq"))
 	require.EqualValues(t, 3, e.liveRows("u1"))
 }
+
+// Server-originated writes leave the version to the stamp triggers: their
+// inserts and updates carry their bundle, so a device's next change needs
+// that bundle as its base, and their deletes leave tombstones.
+func TestServerWriteRowVersions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client("u1", "dev")
+	c.attach()
+	u := newUUID()
+	res, err := e.h.ServerWrite(t.Context(), e.scope("u1"), "server:x", []WriteOp{
+		{Table: "users", Op: "upsert", Key: u, Payload: json.RawMessage(`{"name":"s"}`)}})
+	require.NoError(t, err)
+	require.EqualValues(t, res.BundleSeq, e.version("users", u))
+	require.EqualValues(t, 1, e.liveRows("u1"))
+
+	res, err = e.h.ServerWrite(t.Context(), e.scope("u1"), "server:x", []WriteOp{
+		{Table: "users", Op: "upsert", Key: u, Payload: json.RawMessage(`{"age":7}`)}})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.BundleSeq)
+	require.EqualValues(t, 2, e.version("users", u))
+	c.push(1, row("users", opUpdate, u, 1, map[string]any{"id": u, "name": "d"})).expect(t, 409, "push_conflict")
+	c.push(1, row("users", opUpdate, u, 2, map[string]any{"id": u, "name": "d"})).expect(t, 200, "")
+	require.EqualValues(t, 3, e.version("users", u))
+
+	res, err = e.h.ServerWrite(t.Context(), e.scope("u1"), "server:x", []WriteOp{{Table: "users", Op: "delete", Key: u}})
+	require.NoError(t, err)
+	v, deleted := e.tombstone("users", u)
+	require.True(t, deleted)
+	require.Equal(t, res.BundleSeq, v)
+	require.EqualValues(t, 0, e.liveRows("u1"))
+}
