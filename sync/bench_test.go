@@ -59,8 +59,7 @@ func BenchmarkPush10k(b *testing.B) {
 	b.Run("plain_copy", func(b *testing.B) {
 		ctx := context.Background()
 		tbl := ident(e.tenant.SchemaName(), "plain_users")
-		_, err := e.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+tbl+` (_sync_scope_id text NOT NULL, id uuid NOT NULL, name text NOT NULL,
-			age bigint, score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`)
+		_, err := e.pool.Exec(ctx, plainUsersDDL(tbl))
 		require.NoError(b, err)
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
@@ -90,13 +89,19 @@ func BenchmarkPush10k(b *testing.B) {
 	b.Run("floor_stage_apply_log", func(b *testing.B) { benchFloor(b, e, n, true) })
 }
 
+// plainUsersDDL creates tbl as a plain table equivalent to the test
+// schema's users table (the COPY reference and the floors' target).
+func plainUsersDDL(tbl string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + tbl + ` (_sync_scope_id text NOT NULL, id uuid NOT NULL, name text NOT NULL,
+		age bigint, score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`
+}
+
 func benchFloor(b *testing.B, e *env, n int, withLog bool) {
 	ctx := context.Background()
 	schema := e.tenant.SchemaName()
 	plain, stage, history := ident(schema, "plain_users"), ident(schema, "floor_stage"), ident(schema, "floor_history")
 	for _, ddl := range []string{
-		`CREATE TABLE IF NOT EXISTS ` + plain + ` (_sync_scope_id text NOT NULL, id uuid NOT NULL, name text NOT NULL, age bigint,
-			score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`,
+		plainUsersDDL(plain),
 		`CREATE UNLOGGED TABLE IF NOT EXISTS ` + stage + ` (push_id text NOT NULL, row_ordinal integer NOT NULL, id uuid NOT NULL,
 			name text NOT NULL, age bigint, score double precision, avatar bytea, meta jsonb, born text)`,
 		`CREATE TABLE IF NOT EXISTS ` + history + ` (user_id text NOT NULL, bundle_seq bigint NOT NULL, row_ordinal integer NOT NULL,
