@@ -84,10 +84,24 @@ func BenchmarkPush10k(b *testing.B) {
 	// the stage. floor_stage_apply_log also writes every row's wire
 	// after-image to a history table keyed like _sync_bundle_row, which is
 	// what pull serves. Compared with plain_copy, they bound the ratio any
-	// such design can reach on this machine.
-	b.Run("floor_stage_apply", func(b *testing.B) { benchFloor(b, e, n, false) })
-	b.Run("floor_stage_apply_log", func(b *testing.B) { benchFloor(b, e, n, true) })
+	// such design can reach on this machine. floor_decode_stage_apply adds
+	// the server's own decoding and validation of the two JSON chunk
+	// bodies, which the protocol's wire format makes part of every push; it
+	// is still a lower bound, since the typed rows it COPYs are built
+	// beforehand rather than from the decoder's output.
+	b.Run("floor_stage_apply", func(b *testing.B) { benchFloor(b, e, n, floorPlain) })
+	b.Run("floor_decode_stage_apply", func(b *testing.B) { benchFloor(b, e, n, floorDecode) })
+	b.Run("floor_stage_apply_log", func(b *testing.B) { benchFloor(b, e, n, floorLog) })
 }
+
+// floorKind says what a floor sub-benchmark does beyond staging and moving.
+type floorKind int
+
+const (
+	floorPlain  floorKind = iota // stage and move only
+	floorDecode                  // also decode and validate the JSON chunk bodies
+	floorLog                     // also write the after-image history
+)
 
 // plainUsersDDL creates tbl as a plain table equivalent to the test
 // schema's users table (the COPY reference and the floors' target).
@@ -96,7 +110,7 @@ func plainUsersDDL(tbl string) string {
 		age bigint, score double precision, avatar bytea, meta jsonb, born text, PRIMARY KEY (_sync_scope_id, id), UNIQUE (_sync_scope_id, name))`
 }
 
-func benchFloor(b *testing.B, e *env, n int, withLog bool) {
+func benchFloor(b *testing.B, e *env, n int, kind floorKind) {
 	ctx := context.Background()
 	schema := e.tenant.SchemaName()
 	plain, stage, history := ident(schema, "plain_users"), ident(schema, "floor_stage"), ident(schema, "floor_history")
@@ -111,16 +125,31 @@ func benchFloor(b *testing.B, e *env, n int, withLog bool) {
 		require.NoError(b, err)
 	}
 	stageCols := []string{"push_id", "row_ordinal", "id", "name", "age", "score", "avatar", "meta", "born"}
+	cat := testCatalog(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		user, pushID := fmt.Sprintf("floor-%d-%s", i, randomSlug()), newUUID()
+		rows := benchRows(n, user)
 		src := make([][]any, n)
-		for j, r := range benchRows(n, user) {
+		for j, r := range rows {
 			p := r["payload"].(map[string]any)
 			src[j] = []any{pushID, int32(j), p["id"], p["name"], int64(p["age"].(int)), p["score"], nil, nil, p["born"]}
 		}
+		var bodies [][]byte
+		if kind == floorDecode {
+			for c := 0; c < n; c += 5000 {
+				body, err := json.Marshal(map[string]any{"start_row_ordinal": c, "rows": rows[c : c+5000]})
+				require.NoError(b, err)
+				bodies = append(bodies, body)
+			}
+		}
 		b.StartTimer()
 		for c := 0; c < n; c += 5000 {
+			if kind == floorDecode {
+				if _, staged, cerr := decodeChunk(bodies[c/5000], "app", cat, 5000); cerr != nil || len(staged) != 5000 {
+					b.Fatalf("decode chunk: %v (%d rows)", cerr, len(staged))
+				}
+			}
 			_, err := e.pool.CopyFrom(ctx, pgx.Identifier{schema, "floor_stage"}, stageCols, pgx.CopyFromRows(src[c:c+5000]))
 			require.NoError(b, err)
 		}
@@ -129,7 +158,7 @@ func benchFloor(b *testing.B, e *env, n int, withLog bool) {
 		_, err = tx.Exec(ctx, `INSERT INTO `+plain+` (_sync_scope_id, id, name, age, score, avatar, meta, born)
 			SELECT $1, id, name, age, score, avatar, meta, born FROM `+stage+` WHERE push_id = $2 ORDER BY row_ordinal`, user, pushID)
 		require.NoError(b, err)
-		if withLog {
+		if kind == floorLog {
 			_, err = tx.Exec(ctx, `INSERT INTO `+history+` SELECT $1, 1, row_ordinal, 'users', id::text, 'INSERT',
 				json_build_object('id', id, 'name', name, 'age', age, 'score', score,
 					'avatar', translate(encode(avatar, 'base64'), E'\n', ''), 'meta', meta, 'born', born)::text
