@@ -301,12 +301,19 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, seq int64,
 	b := &pgx.Batch{}
 	first(b)
 	runsTbl := r.t("_sync_push_run")
-	// The group's after-images in ordinal order, one row each, as records of
-	// the business table (e.v is the payload, e.n its place in the run).
-	images := func(tbl string) string {
-		return ` FROM ` + runsTbl + ` r CROSS JOIN LATERAL jsonb_array_elements(r.payloads) WITH ORDINALITY AS e(v, n)
-			CROSS JOIN LATERAL jsonb_populate_record(NULL::` + tbl + `, e.v) x
-			WHERE r.push_id = $1 AND r.first_ordinal = ANY ($2)`
+	// The group's after-images as records x of the business table, with
+	// the order that sorts them by ordinal. One jsonb_populate_recordset per
+	// run is cheaper than a jsonb_populate_record per element; a table with
+	// a column named like the ordinality column takes the per-element form.
+	images := func(t *catTable) (from, order string) {
+		tbl := r.t(t.name)
+		where := ` WHERE r.push_id = $1 AND r.first_ordinal = ANY ($2)`
+		if _, clash := t.cols["ordinality"]; clash {
+			return ` FROM ` + runsTbl + ` r CROSS JOIN LATERAL jsonb_array_elements(r.payloads) WITH ORDINALITY AS e(v, n)
+				CROSS JOIN LATERAL jsonb_populate_record(NULL::` + tbl + `, e.v) x` + where, ` ORDER BY r.first_ordinal, e.n`
+		}
+		return ` FROM ` + runsTbl + ` r CROSS JOIN LATERAL jsonb_populate_recordset(NULL::` + tbl + `, r.payloads) WITH ORDINALITY AS x` + where,
+			` ORDER BY r.first_ordinal, x.ordinality`
 	}
 	for _, g := range groups {
 		t, ok := r.cat.byName[g.Table]
@@ -333,14 +340,16 @@ func applyGroups(c *gin.Context, tx pgx.Tx, r *reqCtx, pushID string, seq int64,
 				for i, n := range names {
 					sel[i] = "x." + n
 				}
+				from, order := images(t)
 				b.Queue(`INSERT INTO `+tbl+` (`+strings.Join(names, ", ")+`, `+col(versionColumn)+`) SELECT `+strings.Join(sel, ", ")+
-					`, $3::bigint`+images(tbl)+` ORDER BY r.first_ordinal, e.n`, pushID, g.Firsts, seq)
+					`, $3::bigint`+from+order, pushID, g.Firsts, seq)
 			} else {
 				set := make([]string, len(names))
 				for i, n := range names {
 					set[i] = n + " = x." + n
 				}
-				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+`, `+col(versionColumn)+` = $4::bigint`+images(tbl)+
+				from, _ := images(t)
+				b.Queue(`UPDATE `+tbl+` AS t SET `+strings.Join(set, ", ")+`, `+col(versionColumn)+` = $4::bigint`+from+
 					` AND t._sync_scope_id = $3 AND t.`+key+` = x.`+key+` AND t.`+key+` = ANY (`+keys+`)`,
 					pushID, g.Firsts, r.user, seq)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -92,4 +93,37 @@ func TestPushCascadeInSamePushCollapses(t *testing.T) {
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+ident(e.tenant.SchemaName(), "_sync_row_state")+
 		` WHERE key_text = $1`, p).Scan(&n))
 	require.EqualValues(t, 0, n)
+}
+
+// A table with a column named like the ordinality column of the apply's
+// record set takes the per-element form: its inserts and updates land.
+func TestApplyTableWithOrdinalityColumn(t *testing.T) {
+	t.Parallel()
+	def := `{"tables": [{"name": "steps", "sync_key": "id", "columns": [{"name": "id", "type": "text"},
+		{"name": "ordinality", "type": "integer", "nullable": true}, {"name": "label", "type": "text", "nullable": true}]}]}`
+	e := newEnv(t, withDefinition(def))
+	c := e.client("u1", "a")
+	c.attach()
+	step := func(op, id string, base int64, ord int, label string) map[string]any {
+		return map[string]any{"schema": "app", "table": "steps", "key": map[string]any{"id": id}, "op": op, "base_row_version": base,
+			"payload": map[string]any{"id": id, "ordinality": ord, "label": label}}
+	}
+	c.push(1, step("INSERT", "s1", 0, 10, "one"), step("INSERT", "s2", 0, 20, "two"), step("INSERT", "s3", 0, 30, "three")).expect(t, 200, "")
+	c.push(2, step("UPDATE", "s2", 1, 21, "two'")).expect(t, 200, "")
+	rows, err := e.pool.Query(context.Background(), `SELECT id, ordinality, label, _sync_row_version FROM `+
+		ident(e.tenant.SchemaName(), "steps")+` WHERE _sync_scope_id = 'u1' ORDER BY id`)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var id, label string
+		var ord, v int64
+		err := r.Scan(&id, &ord, &label, &v)
+		return fmt.Sprintf("%s %d %s %d", id, ord, label, v), err
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"s1 10 one 1", "s2 21 two' 2", "s3 30 three 1"}, got)
+	_, captured := c.committedRows(1)
+	require.Len(t, captured, 3)
+	for i, id := range []string{"s1", "s2", "s3"} {
+		require.Equal(t, id, captured[i]["payload"].(map[string]any)["id"], "row %d in staged order", i)
+	}
 }
