@@ -466,6 +466,7 @@ func (r *runner) mixed(ctx context.Context, res *Result) error {
 		runCtx, c = context.WithTimeout(runCtx, r.cfg.Duration)
 		defer c()
 	}
+	r.rec.endWith(runCtx)
 	var remaining atomic.Int64
 	remaining.Store(r.cfg.Ops)
 	var done atomic.Int64

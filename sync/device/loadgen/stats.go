@@ -158,10 +158,32 @@ func (g *group) addError(code string) {
 type recorder struct {
 	mu     gosync.Mutex
 	groups map[string]*group
-	// closed is set when the measured phase ends: the requests devices
-	// send while stopping (best-effort DELETEs of interrupted pushes) are
-	// not part of the figures.
+	// closed is set when the measured phase ends, and the phase also ends
+	// when the context given to endWith is done: the requests devices send
+	// while stopping (best-effort DELETEs of interrupted pushes, which may
+	// find the session already committed) are not part of the figures.
 	closed atomic.Bool
+	end    atomic.Value // <-chan struct{}
+}
+
+// endWith ends the measured phase when ctx is done. A device's request
+// interrupted by that cancellation, and anything it sends afterwards,
+// finishes after ctx is done, so none of it is recorded.
+func (r *recorder) endWith(ctx context.Context) { r.end.Store(ctx.Done()) }
+
+// ended reports whether the measured phase is over.
+func (r *recorder) ended() bool {
+	if r.closed.Load() {
+		return true
+	}
+	if done, ok := r.end.Load().(<-chan struct{}); ok {
+		select {
+		case <-done:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 func newRecorder() *recorder { return &recorder{groups: map[string]*group{}} }
@@ -201,7 +223,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.rec.group(groupOf(req.Context()))
 	ep := endpointOf(req.Method, req.URL.Path)
 	resp, err := t.base.RoundTrip(req)
-	if t.rec.closed.Load() {
+	if t.rec.ended() {
 		return resp, err
 	}
 	if err != nil {
