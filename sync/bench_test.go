@@ -161,11 +161,11 @@ func benchFloor(b *testing.B, e *env, n int, kind floorKind) {
 		var staged []stagedRow
 		for c := 0; c < n; c += 5000 {
 			if decodes {
-				_, rows, cerr := decodeChunk(bodies[c/5000], "app", cat, 5000)
-				if cerr != nil || len(rows) != 5000 {
-					b.Fatalf("decode chunk: %v (%d rows)", cerr, len(rows))
+				_, decoded, cerr := decodeChunk(bodies[c/5000], "app", cat, 5000)
+				if cerr != nil || len(decoded) != 5000 {
+					b.Fatalf("decode chunk: %v (%d rows)", cerr, len(decoded))
 				}
-				staged = append(staged, rows...)
+				staged = append(staged, decoded...)
 			}
 			_, err := e.pool.CopyFrom(ctx, pgx.Identifier{schema, "floor_stage"}, stageCols, pgx.CopyFromRows(src[c:c+5000]))
 			require.NoError(b, err)
