@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,30 +75,47 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full boo
 	if err != nil {
 		return 0, 0, err
 	}
+	// A schema that fails (a deadlock with its migration, a schema dropped
+	// since it was listed) is skipped, not allowed to stop the sweep of the
+	// others; its error is reported with the rest.
+	var errs []error
 	for _, tg := range targets {
-		s := tg.schema
-		snapshotKind := "snapshot"
-		if !tg.ownTables {
-			snapshotKind = snapshotSharedOnly
+		p, sn, err := sweepSchema(ctx, conn, tg)
+		if ctx.Err() != nil {
+			return openPush, openSnapshot, ctx.Err()
 		}
-		for _, kind := range [][2]string{{"push", "push_id"}, {snapshotKind, "snapshot_id"}} {
-			// A few bounded rounds per tick; what remains waits for the next.
-			for round := 0; round < 5; round++ {
-				var n int64
-				if err := conn.QueryRow(ctx, deleteSessionsSQL(s, kind[0], expiredWhere(kind[1], sweepBatch))).Scan(&n); err != nil {
-					return 0, 0, fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
-				}
-				if n < sweepBatch {
-					break
-				}
-			}
-		}
-		var p, sn int64
-		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ident(s, "_sync_push_session")+`),
-			(SELECT count(*) FROM `+ident(s, "_sync_snapshot_session")+`)`).Scan(&p, &sn); err != nil {
-			return 0, 0, fmt.Errorf("count sessions of %s: %w", s, err)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		openPush, openSnapshot = openPush+p, openSnapshot+sn
+	}
+	return openPush, openSnapshot, errors.Join(errs...)
+}
+
+// sweepSchema deletes one tenant schema's expired sessions in a few
+// bounded rounds and returns how many stay open.
+func sweepSchema(ctx context.Context, conn *pgxpool.Conn, tg sweepTarget) (openPush, openSnapshot int64, err error) {
+	s := tg.schema
+	snapshotKind := "snapshot"
+	if !tg.ownTables {
+		snapshotKind = snapshotSharedOnly
+	}
+	for _, kind := range [][2]string{{"push", "push_id"}, {snapshotKind, "snapshot_id"}} {
+		// A few bounded rounds per tick; what remains waits for the next.
+		for round := 0; round < 5; round++ {
+			var n int64
+			if err := conn.QueryRow(ctx, deleteSessionsSQL(s, kind[0], expiredWhere(kind[1], sweepBatch))).Scan(&n); err != nil {
+				return 0, 0, fmt.Errorf("sweep %s sessions of %s: %w", kind[0], s, err)
+			}
+			if n < sweepBatch {
+				break
+			}
+		}
+	}
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ident(s, "_sync_push_session")+`),
+		(SELECT count(*) FROM `+ident(s, "_sync_snapshot_session")+`)`).Scan(&openPush, &openSnapshot); err != nil {
+		return 0, 0, fmt.Errorf("count sessions of %s: %w", s, err)
 	}
 	return openPush, openSnapshot, nil
 }

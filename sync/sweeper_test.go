@@ -44,14 +44,14 @@ func TestSweeper(t *testing.T) {
 	// Another test's sweeper may hold the lock for a moment; retry.
 	waitFor(t, 10e9, func() bool {
 		_, _, err := h.sweepCluster(ctx, e.pool, true)
-		require.NoError(t, err)
+		requireOwnSweepOK(t, e, err)
 		return e.count("_sync_push_session") == 0 && e.count("_sync_snapshot_session") == 0
 	})
 	// The leader counts what stays open: a fresh session of this tenant.
 	c.create(2, 2).expect(t, 200, "")
 	waitFor(t, 10e9, func() bool {
 		p, _, err := h.sweepCluster(ctx, e.pool, true)
-		require.NoError(t, err)
+		requireOwnSweepOK(t, e, err)
 		return p >= 1
 	})
 	require.EqualValues(t, 0, e.count("_sync_push_run"))
@@ -93,4 +93,16 @@ func TestSweepTargetsSkipIdleSchemas(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, targets(false)[bs], "reset statistics hide the session")
 	require.True(t, targets(true)[bs])
+}
+
+// requireOwnSweepOK fails on a sweep error about e's schema. Other test
+// processes share the database and migrate or drop their tenants' schemas
+// while this sweep visits them (a deadlock with a migration was seen in CI);
+// those schemas are skipped and reported, and must not fail this test.
+func requireOwnSweepOK(t *testing.T, e *env, err error) {
+	t.Helper()
+	if err != nil {
+		require.NotContains(t, err.Error(), e.tenant.SchemaName(), "sweeping this test's own schema failed")
+		t.Logf("sweep skipped other schemas: %v", err)
+	}
 }
