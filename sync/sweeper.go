@@ -86,6 +86,9 @@ func (h *Handler) sweepCluster(ctx context.Context, pool *pgxpool.Pool, full boo
 		}
 		if err != nil {
 			errs = append(errs, err)
+			if conn.Conn().IsClosed() {
+				break // the connection is gone: every later schema would fail too
+			}
 			continue
 		}
 		openPush, openSnapshot = openPush+p, openSnapshot+sn
