@@ -31,6 +31,7 @@ type Store struct {
 	clusters *Clusters
 	now      func() time.Time
 	plans    Plans
+	sealer   *Sealer // nil: HS256 secrets are written unsealed
 
 	// failpoint, when set (tests only), is called between provisioning
 	// steps; an error aborts there as a crash would.
