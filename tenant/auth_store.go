@@ -123,7 +123,9 @@ func (s *Store) decodeAuth(tenantID int64, doc []byte) (a *AuthSettings, reseal 
 // before SYNCPLANE_SEAL_KEYS was set) and ones sealed with an older key. It
 // returns how many it rewrote and how many it checked. Each row is rewritten
 // in its own short transaction under a row lock, so concurrent console edits
-// are neither lost nor blocked for long. Without a sealer it does nothing.
+// are neither lost nor blocked for long. A row that cannot be read (sealed
+// with a key no longer configured) is left as it is and reported in the
+// error, after the others are done. Without a sealer it does nothing.
 func (s *Store) ResealAuth(ctx context.Context) (resealed, checked int, err error) {
 	if s.sealer == nil {
 		return 0, 0, errors.New("reseal: no seal key configured (set SYNCPLANE_SEAL_KEYS)")
@@ -136,6 +138,7 @@ func (s *Store) ResealAuth(ctx context.Context) (resealed, checked int, err erro
 	if err != nil {
 		return 0, 0, fmt.Errorf("list auth settings: %w", err)
 	}
+	var failed []error
 	for _, id := range ids {
 		changed := false
 		err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
@@ -163,12 +166,19 @@ func (s *Store) ResealAuth(ctx context.Context) (resealed, checked int, err erro
 			return nil
 		})
 		if err != nil {
-			return resealed, checked, fmt.Errorf("reseal tenant %d: %w", id, err)
+			if ctx.Err() != nil {
+				return resealed, checked, ctx.Err()
+			}
+			failed = append(failed, fmt.Errorf("tenant %d: %w", id, err))
+			continue
 		}
 		checked++
 		if changed {
 			resealed++
 		}
+	}
+	if len(failed) > 0 {
+		return resealed, checked, fmt.Errorf("reseal: %d tenant(s) left as they were: %w", len(failed), errors.Join(failed...))
 	}
 	return resealed, checked, nil
 }

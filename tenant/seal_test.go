@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,10 +55,19 @@ func storedSettings(t *testing.T, store *tenant.Store, id int64) string {
 // unsealed rows and rows of a retired key to the sealing key.
 func TestAuthSecretsSealed(t *testing.T) {
 	ctx := context.Background()
-	plain := tenanttest.Store(t) // writes unsealed, like an installation before the keys
+	// A database of its own: reseal rewrites every tenant of the control
+	// plane, and other test processes' tenants must stay unsealed.
+	db := tenanttest.FreshDatabase(t)
+	newStore := func() *tenant.Store {
+		pool := tenanttest.PoolFor(t, db)
+		clusters := tenant.NewClusters(pool)
+		t.Cleanup(clusters.Close)
+		return tenant.NewStore(pool, clusters)
+	}
+	plain := newStore() // writes unsealed, like an installation before the keys
 	a, b := tenanttest.Tenant(t, plain, ""), tenanttest.Tenant(t, plain, "")
 	oldKey, newKey := tenant.NewSealKey(), tenant.NewSealKey()
-	sealed := tenanttest.Store(t)
+	sealed := newStore()
 	oldOnly, err := tenant.ParseSealKeys(oldKey)
 	require.NoError(t, err)
 	sealed.SetSealer(oldOnly)
@@ -89,7 +99,7 @@ func TestAuthSecretsSealed(t *testing.T) {
 	// settings without their secrets.
 	_, _, err = plain.Auth(ctx, a.ID)
 	require.ErrorIs(t, err, tenant.ErrSealKeyMissing)
-	other := tenanttest.Store(t)
+	other := newStore()
 	otherOnly, err := tenant.ParseSealKeys(newKey)
 	require.NoError(t, err)
 	other.SetSealer(otherOnly)
@@ -117,14 +127,14 @@ func TestAuthSecretsSealed(t *testing.T) {
 	// reads both.
 	both, err := tenant.ParseSealKeys(newKey + " " + oldKey)
 	require.NoError(t, err)
-	rotating := tenanttest.Store(t)
+	rotating := newStore()
 	rotating.SetSealer(both)
 	_, updatedBefore, err := rotating.Auth(ctx, a.ID)
 	require.NoError(t, err)
 	resealed, checked, err := rotating.ResealAuth(ctx)
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, resealed, 2)
-	require.GreaterOrEqual(t, checked, resealed)
+	require.Equal(t, 2, resealed)
+	require.Equal(t, 2, checked)
 	require.NotContains(t, storedSettings(t, rotating, b.ID), "tenant-b")
 	for _, tc := range []struct {
 		id   int64
@@ -140,11 +150,25 @@ func TestAuthSecretsSealed(t *testing.T) {
 	_, _, err = sealed.Auth(ctx, a.ID)
 	require.ErrorIs(t, err, tenant.ErrSealKeyMissing, "the old key alone no longer opens")
 
-	// A second reseal finds nothing of these tenants to do.
+	// A second reseal finds nothing to do.
 	docA = storedSettings(t, rotating, a.ID)
-	_, _, err = rotating.ResealAuth(ctx)
+	resealed, checked, err = rotating.ResealAuth(ctx)
 	require.NoError(t, err)
+	require.Equal(t, [2]int{0, 2}, [2]int{resealed, checked})
 	require.Equal(t, docA, storedSettings(t, rotating, a.ID))
+
+	// A row no configured key opens is reported and left alone; the others
+	// are still resealed.
+	c := tenanttest.Tenant(t, plain, "")
+	require.NoError(t, plain.SetAuth(ctx, c.ID, tenant.AuthSettings{Mode: tenant.AuthHS256, HS256Secrets: []string{secretB}}, tenanttest.Actor))
+	require.NoError(t, sealed.SetAuth(ctx, b.ID, tenant.AuthSettings{Mode: tenant.AuthHS256, HS256Secrets: []string{secretB}}, tenanttest.Actor))
+	docB := storedSettings(t, other, b.ID)
+	resealed, checked, err = other.ResealAuth(ctx)
+	require.ErrorIs(t, err, tenant.ErrSealKeyMissing)
+	require.ErrorContains(t, err, fmt.Sprintf("tenant %d", b.ID))
+	require.Equal(t, [2]int{1, 2}, [2]int{resealed, checked}, "C resealed, A already current, B reported")
+	require.Equal(t, docB, storedSettings(t, other, b.ID))
+	require.NotContains(t, storedSettings(t, other, c.ID), "tenant-b")
 
 	_, _, err = plain.ResealAuth(ctx)
 	require.ErrorContains(t, err, "no seal key")
