@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
+
+	"github.com/syncplane/syncplane/tenant"
 )
 
 const chartDir = "../../charts/syncplane"
@@ -27,7 +30,7 @@ const chartDir = "../../charts/syncplane"
 // secretSettings are the settings that carry credentials: the chart keeps
 // them in a Secret (values key "secrets"), every other one in the ConfigMap
 // (values key "config").
-var secretSettings = map[string]bool{"SYNCPLANE_DATABASE_URL": true, "SYNCPLANE_CLUSTERS": true, "SYNCPLANE_SESSION_SECRET": true}
+var secretSettings = map[string]bool{"SYNCPLANE_DATABASE_URL": true, "SYNCPLANE_CLUSTERS": true, "SYNCPLANE_SESSION_SECRET": true, "SYNCPLANE_SEAL_KEYS": true}
 
 // migrateSettings are the secret settings `syncplane migrate up` needs: the
 // migration hook Job's own Secret carries them.
@@ -537,6 +540,11 @@ func checkCommon(t *testing.T, r rendered, values map[string]any) {
 				sort.Strings(want)
 				require.Equal(t, want, keys)
 				require.GreaterOrEqual(t, len(s.Data["SYNCPLANE_SESSION_SECRET"]), 32, "a session secret is generated")
+				sealKeys, err := base64.StdEncoding.DecodeString(s.Data["SYNCPLANE_SEAL_KEYS"])
+				require.NoError(t, err)
+				sealer, err := tenant.ParseSealKeys(string(sealKeys))
+				require.NoError(t, err, "the generated seal key is one the server accepts")
+				require.NotNil(t, sealer, "a seal key is generated")
 			}
 		}
 		require.NotNil(t, hookSecret, "the Job's Secret %s is rendered", jobSecret)

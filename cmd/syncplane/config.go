@@ -46,6 +46,7 @@ var settings = []setting{
 	{"SYNCPLANE_LOG_FORMAT", "log-format", "text", "text or json"},
 	{"SYNCPLANE_SIGNUP", "signup", "open", "console sign-up: open, or closed (invitation links only; the first account can always sign up)"},
 	{"SYNCPLANE_SESSION_SECRET", "session-secret", "", "console secret keying CSRF tokens, at least 32 bytes; replicas must share it (empty: random per process)"},
+	{"SYNCPLANE_SEAL_KEYS", "seal-keys", "", "keys sealing tenants' HS256 end-user secrets in the database (AES-256-GCM): base64 of 32 random bytes (openssl rand -base64 32); during a rotation several separated by spaces, the first sealing, all opening; replicas and CLI must share them (empty: stored unsealed)"},
 	{"SYNCPLANE_COOKIE_SECURE", "cookie-secure", "auto", "mark console cookies Secure: true, false, or auto (true when the public URL is https)"},
 }
 
@@ -63,7 +64,8 @@ type config struct {
 	UsageFlushInterval time.Duration
 	Signup             string // open | closed
 	SessionSecret      string
-	CookieSecure       string // true | false | auto
+	Sealer             *tenant.Sealer // nil: HS256 secrets stored unsealed
+	CookieSecure       string         // true | false | auto
 	UsageRetentionDays int
 	DBMaxConns         int32
 	TenantMaxInFlight  int // 0: no cap
@@ -173,6 +175,9 @@ func (v flagValues) config() (config, error) {
 	}
 	if c.SessionSecret != "" && len(c.SessionSecret) < 32 {
 		return c, fmt.Errorf("SYNCPLANE_SESSION_SECRET: want at least 32 bytes, got %d", len(c.SessionSecret))
+	}
+	if c.Sealer, err = tenant.ParseSealKeys(*v["SYNCPLANE_SEAL_KEYS"]); err != nil {
+		return c, fmt.Errorf("SYNCPLANE_SEAL_KEYS: %w", err)
 	}
 	if _, err := strconv.ParseBool(c.CookieSecure); err != nil && c.CookieSecure != "auto" {
 		return c, fmt.Errorf("SYNCPLANE_COOKIE_SECURE: want true, false or auto, got %q", c.CookieSecure)

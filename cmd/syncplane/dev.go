@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +70,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.DefaultTenant = demoSlug
 	}
 	log := newLogger(cfg, stderr)
+	slog.SetDefault(log) // the packages' own logs (request failures, cache, jobs) in the same format and level
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "syncplane dev:", err)
@@ -93,6 +96,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.DatabaseURL = pg.URL("syncplane")
 	}
 
+	if cfg.Sealer == nil {
+		if cfg.Sealer, err = devSealer(dir); err != nil {
+			fmt.Fprintln(stderr, "syncplane dev:", err)
+			return 1
+		}
+	}
 	creds, err := prepareDemo(ctx, cfg, dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "syncplane dev:", err)
@@ -113,10 +122,33 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// devSealer returns the seal key kept in dir/seal.key, made on first use:
+// dev mode seals HS256 secrets as production does, without asking for
+// SYNCPLANE_SEAL_KEYS.
+func devSealer(dir string) (*tenant.Sealer, error) {
+	path := filepath.Join(dir, "seal.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		b = []byte(tenant.NewSealKey() + "\n")
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dev seal key: %w", err)
+	}
+	s, err := tenant.ParseSealKeys(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("dev seal key %s: %w", path, err)
+	}
+	return s, nil
+}
+
 // prepareDemo migrates and makes sure the demo tenant exists with keys, an
 // HS256 end-user secret and the example tables.
 func prepareDemo(ctx context.Context, cfg config, dir string) (*demoCredentials, error) {
-	store, closeStore, err := openStore(ctx, cfg.DatabaseURL)
+	store, closeStore, err := openStore(ctx, cfg.DatabaseURL, cfg.Sealer)
 	if err != nil {
 		return nil, err
 	}

@@ -165,6 +165,13 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer pool.Close()
 		store := tenant.NewStore(pool, tenant.NewClusters(pool))
+		// Seal like the server when the operator gives its keys; unsealed
+		// secrets are read by a server with keys too.
+		sealer, err := tenant.ParseSealKeys(os.Getenv("SYNCPLANE_SEAL_KEYS"))
+		if err != nil {
+			return fail(fmt.Errorf("SYNCPLANE_SEAL_KEYS: %w", err))
+		}
+		store.SetSealer(sealer)
 		p := loadgen.Provision{Count: *nTenants, Plan: *plan, Parallel: provisionParallel}
 		if *noisy {
 			p.NoisyRPS = *noisyRPS

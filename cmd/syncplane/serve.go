@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	log := newLogger(cfg, stderr)
+	slog.SetDefault(log) // the packages' own logs (request failures, cache, jobs) in the same format and level
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
@@ -87,6 +88,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	}
 	a.store = tenant.NewStore(pool, a.clusters)
 	a.store.SetPlans(cfg.Plans)
+	a.store.SetSealer(cfg.Sealer)
+	if cfg.Sealer == nil {
+		log.Warn("SYNCPLANE_SEAL_KEYS is not set: tenants' HS256 end-user secrets are stored unsealed in the database")
+	}
 	if cfg.AutoMigrate {
 		if err := migrateAll(ctx, a.store, log); err != nil {
 			return fail(err)

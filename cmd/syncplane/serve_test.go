@@ -171,6 +171,7 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 		{"SYNCPLANE_CLUSTERS": "nodsn"},
 		{"SYNCPLANE_SIGNUP": "maybe"},
 		{"SYNCPLANE_SESSION_SECRET": "short"},
+		{"SYNCPLANE_SEAL_KEYS": "c2hvcnQ="},
 		{"SYNCPLANE_COOKIE_SECURE": "sometimes"},
 		{"SYNCPLANE_PLANS": `{"free": {"requests_per_second": "fast"}}`},
 	} {

@@ -31,6 +31,7 @@ const tenantUsage = `usage: syncplane tenant <command> [arguments] [--database-u
   auth set <slug> (--generate-hs256 | --hs256-secret S... | --public-key-file F... | --jwks-url U)
                   [--issuer I] [--audience A] [--leeway-seconds N]
   auth show <slug>
+  auth reseal          (seal every tenant's HS256 secrets with the first key of $SYNCPLANE_SEAL_KEYS)
   tables apply <slug> --file definition.json|yaml [--allow-breaking] [--dry-run] [--yes]
   tables show <slug> [--version N]
   tables versions <slug>
@@ -104,7 +105,12 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return 2
 	}
-	store, closeStore, err := openStore(ctx, *dbURL)
+	sealer, err := tenant.ParseSealKeys(os.Getenv("SYNCPLANE_SEAL_KEYS"))
+	if err != nil {
+		fmt.Fprintln(stderr, "syncplane tenant: SYNCPLANE_SEAL_KEYS:", err)
+		return 1
+	}
+	store, closeStore, err := openStore(ctx, *dbURL, sealer)
 	if err != nil {
 		fmt.Fprintln(stderr, "syncplane tenant:", err)
 		return 1
@@ -159,7 +165,9 @@ func cliActor() tenant.Actor {
 	return tenant.Actor{Name: "cli:" + u, RemoteAddr: "local"}
 }
 
-func openStore(ctx context.Context, url string) (*tenant.Store, func(), error) {
+// openStore opens the control plane for an operator command; sealer seals
+// and opens HS256 secrets (nil: they are written unsealed).
+func openStore(ctx context.Context, url string, sealer *tenant.Sealer) (*tenant.Store, func(), error) {
 	pool, err := openPool(ctx, url, 4)
 	if err != nil {
 		return nil, nil, err
@@ -174,7 +182,9 @@ func openStore(ctx context.Context, url string) (*tenant.Store, func(), error) {
 			}
 		}
 	}
-	return tenant.NewStore(pool, clusters), func() { clusters.Close(); pool.Close() }, nil
+	store := tenant.NewStore(pool, clusters)
+	store.SetSealer(sealer)
+	return store, func() { clusters.Close(); pool.Close() }, nil
 }
 
 func (c *cli) tenant(slug string) (*tenant.Tenant, error) {
@@ -423,6 +433,22 @@ var tenantCommands = map[string]tenantCommand{
 			}
 			b, _ := json.MarshalIndent(a.Redacted(), "", "  ")
 			fmt.Fprintf(c.out, "%s\n(updated %s)\n", b, updated.UTC().Format(time.RFC3339))
+			return nil
+		}
+	},
+	"auth reseal": func(fs *flag.FlagSet) func(*cli, []string) error {
+		return func(c *cli, pos []string) error {
+			if err := wantArgs(pos); err != nil {
+				return err
+			}
+			if !c.store.Sealing() {
+				return errors.New("SYNCPLANE_SEAL_KEYS is not set: there is no key to seal with")
+			}
+			resealed, checked, err := c.store.ResealAuth(c.ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "resealed the HS256 secrets of %d of %d tenants with end-user auth\n", resealed, checked)
 			return nil
 		}
 	},

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/syncplane/syncplane/tenant"
 	"github.com/syncplane/syncplane/tenant/tenanttest"
 )
 
@@ -88,4 +91,75 @@ func TestTenantCLI(t *testing.T) {
 	fail(2, "--confirm "+slug, "tenant", "delete", slug)
 	require.Contains(t, ok("tenant", "delete", slug, "--confirm", slug), "deleted tenant")
 	fail(1, "no tenant", "tenant", "show", slug)
+}
+
+// TestTenantCLIReseal: `tenant auth reseal` seals the HS256 secrets written
+// before SYNCPLANE_SEAL_KEYS was set; afterwards the commands need the key.
+func TestTenantCLIReseal(t *testing.T) {
+	db := tenanttest.FreshDatabase(t) // reseal touches every tenant of its control plane
+	tenanttest.PoolFor(t, db)
+	slug := tenanttest.RandomSlug("cli")
+	key := tenant.NewSealKey()
+	secret := "cli-reseal-secret-" + strings.Repeat("s", 30)
+	run := func(sealKeys string, args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, map[string]string{"SYNCPLANE_DATABASE_URL": db, "SYNCPLANE_SEAL_KEYS": sealKeys}, args...)
+	}
+	ok := func(sealKeys string, args ...string) string {
+		t.Helper()
+		code, out, errOut := run(sealKeys, args...)
+		require.Equal(t, 0, code, "syncplane %v\nstdout: %s\nstderr: %s", args, out, errOut)
+		return out
+	}
+	stored := func() string {
+		t.Helper()
+		var doc string
+		require.NoError(t, tenanttest.PoolFor(t, db).QueryRow(context.Background(),
+			`SELECT a.settings::text FROM syncplane.tenant_auth a JOIN syncplane.tenants t ON t.id = a.tenant_id WHERE t.slug = $1`, slug).Scan(&doc))
+		return doc
+	}
+
+	ok("", "tenant", "create", slug)
+	t.Cleanup(func() { run(key, "tenant", "delete", slug, "--confirm", slug) })
+	ok("", "tenant", "auth", "set", slug, "--hs256-secret", secret)
+	require.Contains(t, stored(), secret, "without keys the secret is stored as given")
+
+	code, _, errOut := run("", "tenant", "auth", "reseal")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "SYNCPLANE_SEAL_KEYS is not set")
+	code, _, errOut = run("c2hvcnQ=", "tenant", "auth", "reseal")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "SYNCPLANE_SEAL_KEYS: key 1: want the base64 of 32 bytes")
+
+	require.Contains(t, ok(key, "tenant", "auth", "reseal"), "resealed the HS256 secrets of 1 of 1 tenants")
+	require.NotContains(t, stored(), secret)
+	require.Contains(t, ok(key, "tenant", "auth", "show", slug), `"mode": "hs256"`)
+	require.Contains(t, ok(key, "tenant", "auth", "reseal"), "resealed the HS256 secrets of 0 of 1 tenants")
+
+	code, _, errOut = run("", "tenant", "auth", "show", slug)
+	require.Equal(t, 1, code, "sealed secrets cannot be read without the key")
+	require.Contains(t, errOut, "no configured seal key (SYNCPLANE_SEAL_KEYS) opens them")
+}
+
+// TestDevSealer: dev mode makes its seal key once, private to the user, and
+// keeps it, so the demo tenant's sealed secret opens after a restart.
+func TestDevSealer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	first, err := devSealer(dir)
+	require.NoError(t, err)
+	require.NotNil(t, first)
+	fi, err := os.Stat(filepath.Join(dir, "seal.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	key, err := os.ReadFile(filepath.Join(dir, "seal.key"))
+	require.NoError(t, err)
+	_, err = devSealer(dir)
+	require.NoError(t, err)
+	again, err := os.ReadFile(filepath.Join(dir, "seal.key"))
+	require.NoError(t, err)
+	require.Equal(t, key, again, "the key is kept across restarts")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "seal.key"), []byte("garbage!"), 0o600))
+	_, err = devSealer(dir)
+	require.ErrorContains(t, err, "seal.key")
 }

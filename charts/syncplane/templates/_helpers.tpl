@@ -83,7 +83,7 @@ app.kubernetes.io/component: server
 secretName "session" bool); the migration Job needs no session secret. */}}
 {{- define "syncplane.secretEnv" -}}
 {{- $ctx := .ctx }}
-{{- $keys := dict "databaseUrl" "SYNCPLANE_DATABASE_URL" "clusters" "SYNCPLANE_CLUSTERS" "sessionSecret" "SYNCPLANE_SESSION_SECRET" }}
+{{- $keys := dict "databaseUrl" "SYNCPLANE_DATABASE_URL" "clusters" "SYNCPLANE_CLUSTERS" "sessionSecret" "SYNCPLANE_SESSION_SECRET" "sealKeys" "SYNCPLANE_SEAL_KEYS" }}
 {{- if $ctx.Values.existingSecret }}
 {{- $keys = $ctx.Values.existingSecretKeys }}
 {{- end }}
@@ -106,6 +106,14 @@ secretName "session" bool); the migration Job needs no session secret. */}}
     secretKeyRef:
       name: {{ .name }}
       key: {{ $keys.sessionSecret }}
+      optional: true
+{{- end }}
+{{- if and .session $keys.sealKeys }}
+- name: SYNCPLANE_SEAL_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ $keys.sealKeys }}
       optional: true
 {{- end }}
 {{- end }}
