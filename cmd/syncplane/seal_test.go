@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
 	gosync "sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -77,4 +84,65 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestServeLogsRequestFailuresInItsFormat: `syncplane serve --log-format
+// json` writes every line as JSON, including the packages' own logs of a
+// failed request (here: a tenant whose secrets are sealed with a key the
+// server was not given), with the cause.
+func TestServeLogsRequestFailuresInItsFormat(t *testing.T) {
+	dbURL := tenanttest.DatabaseURL(t)
+	sealer, err := tenant.ParseSealKeys(tenant.NewSealKey())
+	require.NoError(t, err)
+	store := tenanttest.Store(t)
+	store.SetSealer(sealer)
+	tt := newTestTenant(t, store, todosTables)
+
+	cmd := exec.Command(os.Args[0], "serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "SYNCPLANE_TEST_AS_BINARY=1", "SYNCPLANE_DATABASE_URL="+dbURL, "SYNCPLANE_SEAL_KEYS=")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var log []string
+	var addr string
+	for addr == "" {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "serve exited early:\n%s", strings.Join(log, "\n"))
+			log = append(log, l)
+			var rec map[string]any
+			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "syncplane listening" {
+				addr, _ = rec["addr"].(string)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("serve did not start:\n%s", strings.Join(log, "\n"))
+		}
+	}
+	dev := map[string]string{"Authorization": "Bearer " + tt.token(t, "alice"), "Oversync-Source-ID": "device-1"}
+	status, body := doJSON(t, "POST", "http://"+addr+"/k/"+tt.pk+"/sync/connect", dev, map[string]any{"has_local_pending_rows": false})
+	require.Equal(t, http.StatusInternalServerError, status, "%v", body)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	for l := range lines {
+		log = append(log, l)
+	}
+	require.NoError(t, cmd.Wait())
+	failure := ""
+	for _, l := range log {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &rec), "a log line is not JSON: %s", l)
+		if rec["msg"] == "request failed" {
+			failure, _ = rec["err"].(string)
+		}
+	}
+	require.Contains(t, failure, "SYNCPLANE_SEAL_KEYS", "the failed request is logged with its cause:\n%s", strings.Join(log, "\n"))
 }
