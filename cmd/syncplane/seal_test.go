@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,10 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,51 +95,23 @@ func TestServeLogsRequestFailuresInItsFormat(t *testing.T) {
 	store.SetSealer(sealer)
 	tt := newTestTenant(t, store, todosTables)
 
-	cmd := exec.Command(os.Args[0], "serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--log-format", "json")
-	cmd.Env = append(os.Environ(), "SYNCPLANE_TEST_AS_BINARY=1", "SYNCPLANE_DATABASE_URL="+dbURL, "SYNCPLANE_SEAL_KEYS=")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	defer cmd.Process.Kill()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var log []string
-	var addr string
-	for addr == "" {
-		select {
-		case l, ok := <-lines:
-			require.True(t, ok, "serve exited early:\n%s", strings.Join(log, "\n"))
-			log = append(log, l)
-			var rec map[string]any
-			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "syncplane listening" {
-				addr, _ = rec["addr"].(string)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("serve did not start:\n%s", strings.Join(log, "\n"))
-		}
-	}
+	srv := startBinary(t, os.Args[0], append(os.Environ(), "SYNCPLANE_TEST_AS_BINARY=1", "SYNCPLANE_DATABASE_URL="+dbURL, "SYNCPLANE_SEAL_KEYS="),
+		"serve", "--http-addr", "127.0.0.1:0", "--metrics-addr", "", "--log-format", "json")
+	addr := srv.waitFor(t, "syncplane listening")
 	dev := map[string]string{"Authorization": "Bearer " + tt.token(t, "alice"), "Oversync-Source-ID": "device-1"}
 	status, body := doJSON(t, "POST", "http://"+addr+"/k/"+tt.pk+"/sync/connect", dev, map[string]any{"has_local_pending_rows": false})
 	require.Equal(t, http.StatusInternalServerError, status, "%v", body)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	for l := range lines {
-		log = append(log, l)
-	}
-	require.NoError(t, cmd.Wait())
+	// Abort logs the failure before it answers; the pipe may lag behind.
+	require.Eventually(t, func() bool { return strings.Contains(srv.log(), `"msg":"request failed"`) }, 10*time.Second, 10*time.Millisecond,
+		"the failed request is logged as JSON:\n%s", srv.log())
 	failure := ""
-	for _, l := range log {
+	for _, l := range strings.Split(strings.TrimSpace(srv.log()), "\n") {
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(l), &rec), "a log line is not JSON: %s", l)
 		if rec["msg"] == "request failed" {
 			failure, _ = rec["err"].(string)
 		}
 	}
-	require.Contains(t, failure, "SYNCPLANE_SEAL_KEYS", "the failed request is logged with its cause:\n%s", strings.Join(log, "\n"))
+	require.Contains(t, failure, "SYNCPLANE_SEAL_KEYS", "the failed request is logged with its cause:\n%s", srv.log())
 }
