@@ -62,6 +62,11 @@ type Config struct {
 	// snapshotOwnTableRows is the live-row count from which a snapshot
 	// session gets its own rows table (default snapshotOwnTableRows).
 	snapshotOwnTableRows int64
+	// snapshotFreezeParts is how many connections freeze a large snapshot
+	// at once, and snapshotPartRows the fewest live rows per part (defaults
+	// snapshotFreezeParts and snapshotPartRows).
+	snapshotFreezeParts int
+	snapshotPartRows    int64
 	// WatchAllowed, when set, is the per-user/source watch policy (protocol
 	// 7.1 bundle_change_watch, 7.9 403). Nil allows everyone.
 	WatchAllowed func(scope *server.SyncScope, sourceID string) bool

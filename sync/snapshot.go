@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,7 +88,10 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 		return err
 	}
 	var resp snapshotCreateResponse
+	parts := &freezeParts{}
+	defer parts.rollback(c)
 	err = inTx(c, r.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		parts.rollback(c) // a retried attempt starts over
 		if _, err := tx.Exec(c, deleteSessionsSQL(r.schema, "snapshot", expiredWhere("snapshot_id", 10))); err != nil {
 			return fmt.Errorf("purge expired snapshots: %w", err)
 		}
@@ -117,7 +121,7 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 		if ownFrom <= 0 {
 			ownFrom = snapshotOwnTableRows
 		}
-		if err := freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, ownFrom, &resp); err != nil {
+		if err := freezeSnapshot(c, tx, r, id, s, h.cfg.SnapshotSessionTTL, ownFrom, h.freezePlan(), parts, &resp); err != nil {
 			return err
 		}
 		if m := h.cfg.MaxRowsPerSnapshot; m > 0 && resp.RowCount > m {
@@ -130,6 +134,13 @@ func (h *Handler) createSnapshotSession(c *gin.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if err := parts.commit(c); err != nil {
+		// The session committed without all of its rows: drop it.
+		if _, derr := r.pool.Exec(context.WithoutCancel(c), deleteSessionsSQL(r.schema, "snapshot", `snapshot_id = $1`), resp.SnapshotID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return fmt.Errorf("commit snapshot parts: %w", err)
 	}
 	c.JSON(http.StatusOK, resp)
 	return nil
@@ -232,15 +243,18 @@ func snapshotRowsTable(id string) string {
 
 // freezeSnapshot copies every live row of the user, with its row version and
 // rendered payload, into the session in snapshot order (table name, then key
-// bytes), in one statement of tx's consistent snapshot.
+// bytes), in tx's consistent snapshot.
 //
 // Small snapshots go to the shared _sync_snapshot_row. A user with at least
 // ownFrom live rows gets a table of its own instead, _sync_snap_<id>: filled
 // without an index (which is built once afterwards, from sorted input) and
-// dropped, not deleted row by row, with the session. Both are unlogged (a
-// session is a cache of the live tables); snapshotChunk detects rows lost in
-// a crash against row_count.
-func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeState, ttl time.Duration, ownFrom int64, resp *snapshotCreateResponse) error {
+// dropped, not deleted row by row, with the session. A user with enough rows
+// for several parts (plan) has them frozen by several connections at once
+// (freezeOwnParts). Both kinds are unlogged (a session is a cache of the
+// live tables); snapshotChunk detects rows lost in a crash against
+// row_count.
+func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeState, ttl time.Duration, ownFrom int64,
+	plan freezePlan, parts *freezeParts, resp *snapshotCreateResponse) error {
 	var live int64
 	if err := tx.QueryRow(c, `SELECT coalesce((SELECT live_rows FROM `+r.t("_sync_scope")+` WHERE user_id = $1), 0)`, r.user).Scan(&live); err != nil {
 		return fmt.Errorf("read live rows: %w", err)
@@ -258,64 +272,81 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 	if len(r.cat.tables) == 0 {
 		return nil
 	}
+	var partRows []int64
 	if own {
-		// CREATE TABLE AS may run in parallel (freezeOwnTable): let it.
-		if _, err := tx.Exec(c, `SET LOCAL work_mem = '`+snapshotWorkMem+`'; SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`); err != nil {
-			return fmt.Errorf("plan snapshot: %w", err)
+		var bounds []snapBound
+		if k := plan.partsFor(live); k > 1 {
+			var err error
+			if bounds, err = sampleBounds(c, tx, r, live, k); err != nil {
+				return err
+			}
 		}
-	}
-	var parts []string
-	for _, t := range r.cat.tables {
-		parts = append(parts, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
-			`t.`+col(versionColumn)+` AS row_version, `+t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE t._sync_scope_id = $1`)
-	}
-	// The frozen rows in page order, with their row versions ($1 the user).
-	frozen := `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
-			x.key_text, x.row_version, x.payload
-		FROM (` + strings.Join(parts, " UNION ALL ") + `) x`
-	if own {
-		if err := freezeOwnTable(c, tx, r, *rowsTable, frozen, resp); err != nil {
+		var err error
+		if partRows, err = freezeOwnParts(c, tx, r, *rowsTable, bounds, parts, resp); err != nil {
 			return err
 		}
 	} else {
+		args := []any{r.user, id}
 		q := `WITH ins AS (
 			INSERT INTO ` + r.t("_sync_snapshot_row") + ` (snapshot_id, row_ordinal, table_name, key_text, row_version, payload)
-			SELECT $2::uuid, ` + frozen + `
+			SELECT $2::uuid, ` + frozenRows(r, nil, nil, &args) + `
 			RETURNING octet_length(payload) AS len
 		) SELECT count(*), coalesce(sum(len), 0)::bigint FROM ins`
-		if err := tx.QueryRow(c, q, r.user, id).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
+		if err := tx.QueryRow(c, q, args...).Scan(&resp.RowCount, &resp.ByteCount); err != nil {
 			return fmt.Errorf("freeze snapshot rows: %w", err)
 		}
 	}
-	if own {
-		if _, err := tx.Exec(c, `CREATE UNIQUE INDEX ON `+r.t(*rowsTable)+` (row_ordinal)`); err != nil {
-			return fmt.Errorf("index snapshot rows: %w", err)
-		}
+	if len(partRows) < 2 {
+		partRows = nil // one part: the column stays NULL
 	}
-	if _, err := tx.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET row_count = $2, byte_count = $3 WHERE snapshot_id = $1`,
-		id, resp.RowCount, resp.ByteCount); err != nil {
+	if _, err := tx.Exec(c, `UPDATE `+r.t("_sync_snapshot_session")+` SET row_count = $2, byte_count = $3, part_rows = $4 WHERE snapshot_id = $1`,
+		id, resp.RowCount, resp.ByteCount, partRows); err != nil {
 		return fmt.Errorf("record snapshot size: %w", err)
 	}
 	return nil
 }
 
-// freezeOwnTable freezes the rows selected by frozen (freezeSnapshot's
-// select list and sources, $1 the user) into the session's own table, created by
-// the statement that fills it: CREATE TABLE AS may run its query in
-// parallel (an INSERT cannot), so reading, rendering and sorting a
-// large scope use every core while the device waits for the answer. The
-// size for the answer is then summed over the frozen rows, also in
-// parallel.
-func freezeOwnTable(c *gin.Context, tx pgx.Tx, r *reqCtx, table, frozen string, resp *snapshotCreateResponse) error {
-	if _, err := tx.Exec(c, `CREATE UNLOGGED TABLE `+r.t(table)+`
-		WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false) AS SELECT `+frozen, r.user); err != nil {
-		return fmt.Errorf("freeze snapshot rows: %w", err)
+// frozenRows is the select list and sources of the frozen rows in page
+// order (row_ordinal from 1, table_name, key_text, row_version, payload),
+// $1 the user, restricted to the snapshot order's range [lo, hi) (nil: no
+// bound). The bounds' keys are appended to args as parameters.
+func frozenRows(r *reqCtx, lo, hi *snapBound, args *[]any) string {
+	param := func(v string) string {
+		*args = append(*args, v)
+		return "$" + strconv.Itoa(len(*args))
 	}
-	if err := tx.QueryRow(c, `SELECT count(*), coalesce(sum(octet_length(payload)), 0)::bigint FROM `+r.t(table)).
-		Scan(&resp.RowCount, &resp.ByteCount); err != nil {
-		return fmt.Errorf("measure snapshot rows: %w", err)
+	var branches []string
+	for _, t := range r.cat.tables {
+		if lo != nil && t.ord < lo.tord || hi != nil && t.ord > hi.tord {
+			continue
+		}
+		where := `t._sync_scope_id = $1`
+		if lo != nil && t.ord == lo.tord {
+			where += ` AND ` + t.keyCompare("t", ">=", param(lo.key))
+		}
+		if hi != nil && t.ord == hi.tord {
+			where += ` AND ` + t.keyCompare("t", "<", param(hi.key))
+		}
+		branches = append(branches, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
+			`t.`+col(versionColumn)+` AS row_version, `+t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE `+where)
 	}
-	return nil
+	if len(branches) == 0 { // bounds from a sample always hold a table; stay valid anyway
+		t := r.cat.tables[0]
+		branches = append(branches, `SELECT `+strconv.Itoa(t.ord)+`, '`+t.name+`'::text, t.`+col(t.keyCol)+`::text, t.`+col(versionColumn)+
+			`, `+t.snapshotPayloadExpr("t")+` FROM `+r.t(t.name)+` t WHERE false`)
+	}
+	return `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
+			x.key_text, x.row_version, x.payload
+		FROM (` + strings.Join(branches, " UNION ALL ") + `) x`
+}
+
+// keyCompare is "alias.key op value" in the snapshot's key order (bytes:
+// uuid order, text under COLLATE "C").
+func (t *catTable) keyCompare(alias, op, value string) string {
+	if t.keyUUID {
+		return alias + `.` + col(t.keyCol) + ` ` + op + ` ` + value + `::uuid`
+	}
+	return alias + `.` + col(t.keyCol) + ` COLLATE "C" ` + op + ` ` + value
 }
 
 // parseSnapshotID returns the canonical id or a 404 (D5).
@@ -351,8 +382,9 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	var seq, rowCount int64
 	var expired bool
 	var rowsTable *string
-	err = r.pool.QueryRow(c, `SELECT user_id, snapshot_bundle_seq, expires_at <= now(), row_count, rows_table
-		FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id).Scan(&owner, &seq, &expired, &rowCount, &rowsTable)
+	var partRows []int64
+	err = r.pool.QueryRow(c, `SELECT user_id, snapshot_bundle_seq, expires_at <= now(), row_count, rows_table, part_rows
+		FROM `+r.t("_sync_snapshot_session")+` WHERE snapshot_id = $1`, id).Scan(&owner, &seq, &expired, &rowCount, &rowsTable, &partRows)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
@@ -375,15 +407,7 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	w.WriteString(`,"rows":[`)
 	var n int64
 	if want > 0 {
-		q := `SELECT table_name, key_text, row_version::text, payload FROM ` + r.t("_sync_snapshot_row") + `
-			WHERE snapshot_id = $1 AND row_ordinal > $2 AND row_ordinal <= $2 + $3 ORDER BY row_ordinal`
-		args := []any{id, after, want}
-		if rowsTable != nil {
-			q = `SELECT table_name, key_text, row_version::text, payload FROM ` + r.t(*rowsTable) + `
-				WHERE row_ordinal > $1 AND row_ordinal <= $1 + $2 ORDER BY row_ordinal`
-			args = args[1:]
-		}
-		if n, err = writeSnapshotRows(c, r, w, q, args); err != nil {
+		if n, err = readSnapshotPage(c, r, w, id, rowsTable, partRows, after, want); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "42P01" { // the session's table went with a concurrent delete
 				return apiErr(http.StatusNotFound, "snapshot_session_not_found", "snapshot session %s was not found", id)
@@ -409,6 +433,36 @@ func (h *Handler) snapshotChunk(c *gin.Context) error {
 	return nil
 }
 
+// readSnapshotPage writes the rows with ordinals after+1 … after+want of a
+// session to w: from the shared table, the session's own table, or the
+// parts of it those ordinals fall in (partRows: each part's row count).
+func readSnapshotPage(c *gin.Context, r *reqCtx, w *jsonWriter, id string, rowsTable *string, partRows []int64, after, want int64) (int64, error) {
+	if rowsTable == nil {
+		return writeSnapshotRows(c, r, w, `SELECT table_name, key_text, row_version::text, payload FROM `+r.t("_sync_snapshot_row")+`
+			WHERE snapshot_id = $1 AND row_ordinal > $2 AND row_ordinal <= $2 + $3 ORDER BY row_ordinal`, []any{id, after, want})
+	}
+	if len(partRows) == 0 {
+		partRows = []int64{after + want} // one part: all of it
+	}
+	var n, offset int64
+	for k, rows := range partRows {
+		from, to := max(after, offset), min(after+want, offset+rows) // global ordinals (from, to]
+		if from < to {
+			m, err := writeSnapshotRows(c, r, w, `SELECT table_name, key_text, row_version::text, payload FROM `+r.t(snapshotPartTable(*rowsTable, k+1))+`
+				WHERE row_ordinal > $1 AND row_ordinal <= $2 ORDER BY row_ordinal`, []any{from - offset, to - offset})
+			n += m
+			if err != nil {
+				return n, err
+			}
+			if m != to-from {
+				return n, nil // lost rows: the caller ends the session
+			}
+		}
+		offset += rows
+	}
+	return n, nil
+}
+
 // writeSnapshotRows runs the page query q (table_name, key_text, row_version
 // and payload, all as text) and writes its rows to w, comma-separated,
 // straight from the wire buffers: a payload is served verbatim and the row
@@ -432,7 +486,7 @@ func writeSnapshotRows(c *gin.Context, r *reqCtx, w *jsonWriter, q string, args 
 			prevTable = append(prevTable[:0], v[0]...)
 			head = snapshotRowHead(head[:0], r, string(v[0]))
 		}
-		if n > 0 {
+		if n > 0 || w.rows > 0 { // after the rows of an earlier part
 			w.WriteByte(',')
 		}
 		w.Write(head)

@@ -17,6 +17,22 @@ func ownTables(n int64) envOpt {
 	return withConfig(func(c *Config) { c.snapshotOwnTableRows = n })
 }
 
+// freezeInParts makes every snapshot of a user with at least 2*rows live
+// rows frozen in up to parts parts (with own tables from 1 row).
+func freezeInParts(parts int, rows int64) envOpt {
+	return withConfig(func(c *Config) {
+		c.snapshotOwnTableRows, c.snapshotFreezeParts, c.snapshotPartRows = 1, parts, rows
+	})
+}
+
+// partRows is the per-part row counts of snapshot id (nil: one part).
+func (e *env) partRows(id string) []int64 {
+	var parts []int64
+	require.NoError(e.t, e.pool.QueryRow(context.Background(), `SELECT part_rows FROM `+ident(e.tenant.SchemaName(), "_sync_snapshot_session")+
+		` WHERE snapshot_id = $1`, id).Scan(&parts))
+	return parts
+}
+
 // snapshotPages reads snapshot id in pages of size and returns the raw rows
 // and the concatenated page bodies' rows as JSON text.
 func (c *client) snapshotPages(id string, size int) []json.RawMessage {
@@ -110,18 +126,23 @@ func seedMixed(t *testing.T, c *client) map[string]string {
 	return latest
 }
 
-// Large snapshots live in a table of their own, served like the shared one:
-// same rows, order and payloads (byte for byte what the capture trigger
-// renders), any page size and start, repeatable after later commits,
-// dropped in O(1) by DELETE.
+// Large snapshots live in a table of their own, or in several frozen at
+// once, served like the shared one: same rows, order and payloads (byte for
+// byte what the capture trigger renders), any page size and start (across
+// the parts' boundaries too), repeatable after later commits, dropped in
+// O(1) by DELETE.
 func TestSnapshotOwnTable(t *testing.T) {
 	t.Parallel()
-	for _, own := range []bool{false, true} {
-		t.Run(fmt.Sprintf("own=%v", own), func(t *testing.T) {
+	for _, mode := range []string{"shared", "own", "parts"} {
+		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
+			own := mode != "shared"
 			opts := []envOpt{}
-			if own {
+			switch mode {
+			case "own":
 				opts = append(opts, ownTables(5))
+			case "parts":
+				opts = append(opts, freezeInParts(3, 2))
 			}
 			e := newEnv(t, opts...)
 			c := e.client("u1", "a")
@@ -135,6 +156,14 @@ func TestSnapshotOwnTable(t *testing.T) {
 				require.Equal(t, snapshotRowsTable(id), table)
 				require.True(t, e.tableExists(table))
 				require.EqualValues(t, 0, e.count("_sync_snapshot_row"))
+				if mode == "parts" {
+					// Both tables (users, tags) sampled whole: three parts of four rows.
+					require.Equal(t, []int64{4, 4, 4}, e.partRows(id))
+					require.True(t, e.tableExists(table+"_p2"))
+					require.True(t, e.tableExists(table+"_p3"))
+				} else {
+					require.Nil(t, e.partRows(id))
+				}
 			} else {
 				require.Empty(t, table)
 				require.EqualValues(t, 12, e.count("_sync_snapshot_row"))
@@ -143,6 +172,7 @@ func TestSnapshotOwnTable(t *testing.T) {
 			all := c.snapshotPages(id, 5000)
 			require.Len(t, all, 12)
 			var bytes int64
+			prev := ""
 			for _, raw := range all {
 				var m struct {
 					Schema, Table string
@@ -157,9 +187,16 @@ func TestSnapshotOwnTable(t *testing.T) {
 				data, _ := json.Marshal(key)
 				require.Equal(t, latest[m.Table+string(data)], string(m.Payload), "payload of %s %s", m.Table, data)
 				bytes += int64(len(m.Payload))
+				// Snapshot order: table, then key bytes, each key once.
+				require.Len(t, key, 1)
+				for _, v := range key {
+					pos := m.Table + "\x00" + v.(string)
+					require.Less(t, prev, pos, "rows out of snapshot order")
+					prev = pos
+				}
 			}
 			require.Equal(t, bytes, s.num("byte_count"))
-			for _, size := range []int{1, 5, 11} {
+			for _, size := range []int{1, 3, 5, 11} {
 				require.Equal(t, all, c.snapshotPages(id, size))
 			}
 			// Any start, including past the end.
@@ -182,6 +219,8 @@ func TestSnapshotOwnTable(t *testing.T) {
 			c.do("DELETE", "/sync/snapshot-sessions/"+id, nil).expect(t, 204, "")
 			if own {
 				require.False(t, e.tableExists(table))
+				require.False(t, e.tableExists(table+"_p2"))
+				require.False(t, e.tableExists(table+"_p3"))
 			}
 			require.EqualValues(t, 0, e.count("_sync_snapshot_row"))
 			c.do("GET", "/sync/snapshot-sessions/"+id, nil).expect(t, 404, "snapshot_session_not_found")
@@ -279,4 +318,46 @@ func TestSnapshotOwnTableExpiry(t *testing.T) {
 	})
 	require.False(t, e.tableExists(snapshotRowsTable(b)))
 	c.do("GET", "/sync/snapshot-sessions/"+b, nil).expect(t, 404, "snapshot_session_not_found")
+}
+
+// A freeze in parts that fails (here: over the row limit, found after the
+// freeze) leaves no part behind; rows lost from a later part end the
+// session like rows lost from the first.
+func TestSnapshotPartsFailAndLoss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	snapTables := func(e *env) int64 {
+		var n int64
+		require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r' AND relname LIKE '\_sync\_snap\_%'`,
+			e.tenant.SchemaName()).Scan(&n))
+		return n
+	}
+
+	e := newEnv(t, freezeInParts(2, 2), withConfig(func(c *Config) { c.MaxRowsPerSnapshot = 5 }))
+	c := e.client("u1", "a")
+	c.attach()
+	var rows []map[string]any
+	for i := range 8 {
+		rows = append(rows, userRow(newUUID(), fmt.Sprint("u", i)))
+	}
+	c.push(1, rows...).expect(t, 200, "")
+	c.do("POST", "/sync/snapshot-sessions", nil).expect(t, 403, "quota_exceeded")
+	require.Zero(t, snapTables(e), "a failed freeze leaves no table")
+	require.EqualValues(t, 0, e.count("_sync_snapshot_session"))
+
+	e = newEnv(t, freezeInParts(2, 2))
+	c = e.client("u1", "a")
+	c.attach()
+	c.push(1, rows...).expect(t, 200, "")
+	id := c.do("POST", "/sync/snapshot-sessions", nil).expect(t, 200, "").str("snapshot_id")
+	parts := e.partRows(id)
+	require.Len(t, parts, 2)
+	require.EqualValues(t, 8, parts[0]+parts[1])
+	require.EqualValues(t, 2, snapTables(e))
+	c.do("GET", fmt.Sprintf("/sync/snapshot-sessions/%s?max_rows=%d", id, parts[0]), nil).expect(t, 200, "")
+	_, err := e.pool.Exec(ctx, `TRUNCATE `+ident(e.tenant.SchemaName(), e.rowsTable(id)+"_p2"))
+	require.NoError(t, err)
+	c.do("GET", fmt.Sprintf("/sync/snapshot-sessions/%s?after_row_ordinal=%d", id, parts[0]-1), nil).expect(t, 410, "snapshot_session_expired")
+	c.do("DELETE", "/sync/snapshot-sessions/"+id, nil).expect(t, 204, "")
+	require.Zero(t, snapTables(e), "DELETE drops every part")
 }
