@@ -309,7 +309,8 @@ func freezeSnapshot(c *gin.Context, tx pgx.Tx, r *reqCtx, id string, s *scopeSta
 // frozenRows is the select list and sources of the frozen rows in page
 // order (row_ordinal from 1, table_name, key_text, row_version, payload),
 // $1 the user, restricted to the snapshot order's range [lo, hi) (nil: no
-// bound). The bounds' keys are appended to args as parameters.
+// bound; a bound's table is always in the catalog, so some table is read).
+// The bounds' keys are appended to args as parameters.
 func frozenRows(r *reqCtx, lo, hi *snapBound, args *[]any) string {
 	param := func(v string) string {
 		*args = append(*args, v)
@@ -329,11 +330,6 @@ func frozenRows(r *reqCtx, lo, hi *snapBound, args *[]any) string {
 		}
 		branches = append(branches, `SELECT `+strconv.Itoa(t.ord)+` AS tord, '`+t.name+`'::text AS tname, t.`+col(t.keyCol)+`::text AS key_text, `+
 			`t.`+col(versionColumn)+` AS row_version, `+t.snapshotPayloadExpr("t")+` AS payload FROM `+r.t(t.name)+` t WHERE `+where)
-	}
-	if len(branches) == 0 { // bounds from a sample always hold a table; stay valid anyway
-		t := r.cat.tables[0]
-		branches = append(branches, `SELECT `+strconv.Itoa(t.ord)+`, '`+t.name+`'::text, t.`+col(t.keyCol)+`::text, t.`+col(versionColumn)+
-			`, `+t.snapshotPayloadExpr("t")+` FROM `+r.t(t.name)+` t WHERE false`)
 	}
 	return `row_number() OVER (ORDER BY x.tord, x.key_text COLLATE "C") AS row_ordinal, x.tname AS table_name,
 			x.key_text, x.row_version, x.payload
