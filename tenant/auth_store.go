@@ -125,7 +125,7 @@ func (s *Store) decodeAuth(tenantID int64, doc []byte) (a *AuthSettings, reseal 
 // in its own short transaction under a row lock, so concurrent console edits
 // are neither lost nor blocked for long. A row that cannot be read (sealed
 // with a key no longer configured) is left as it is and reported in the
-// error, after the others are done. Without a sealer it does nothing.
+// error, after the others are done. Without a sealer it refuses.
 func (s *Store) ResealAuth(ctx context.Context) (resealed, checked int, err error) {
 	if s.sealer == nil {
 		return 0, 0, errors.New("reseal: no seal key configured (set SYNCPLANE_SEAL_KEYS)")
