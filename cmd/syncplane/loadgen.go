@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -121,6 +122,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process for RSS (0: the local process listening on --url's port; -1: off)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator's run (its devices' side) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -209,6 +211,17 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if len(cfg.Tenants) == 0 {
 			return fail(errors.New("--noisy-only: no noisy tenant (create one with --noisy, or mark one \"noisy\" in --tenants-file)"))
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if res != nil {
