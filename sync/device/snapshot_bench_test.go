@@ -27,20 +27,27 @@ const benchTables = `{"tables": [
     {"name": "updated_at", "type": "timestamp"}]}
 ]}`
 
+// benchSnapshotRows is the rows of the snapshot benchmarks:
+// SYNCPLANE_BENCH_SNAPSHOT_ROWS, 100,000 by default.
+func benchSnapshotRows(b *testing.B) int {
+	s := os.Getenv("SYNCPLANE_BENCH_SNAPSHOT_ROWS")
+	if s == "" {
+		return 100000
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		b.Fatalf("SYNCPLANE_BENCH_SNAPSHOT_ROWS=%q", s)
+	}
+	return n
+}
+
 // BenchmarkSnapshotHydrate times a fresh device attaching to a user whose
 // scope holds SYNCPLANE_BENCH_SNAPSHOT_ROWS rows (default 100,000): connect,
 // snapshot session, every page, applied to SQLite. It needs the test
 // database (SYNCPLANE_TEST_DATABASE_URL); the server runs in its own
 // process, so a CPU profile of this benchmark shows the device's side.
 func BenchmarkSnapshotHydrate(b *testing.B) {
-	n := 100000
-	if s := os.Getenv("SYNCPLANE_BENCH_SNAPSHOT_ROWS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			b.Fatalf("SYNCPLANE_BENCH_SNAPSHOT_ROWS=%q", s)
-		}
-		n = v
-	}
+	n := benchSnapshotRows(b)
 	e := newTenantWith(b, benchTables)
 	ctx := context.Background()
 	open := func(path string, chunk int) *Client {
@@ -170,11 +177,12 @@ func fakeSnapshotServer(tb testing.TB, n int) *httptest.Server {
 	return srv
 }
 
-// BenchmarkSnapshotApply times a fresh device hydrating 100,000 rows from
-// an in-process fake server: the device's own cost (page decoding and the
-// SQLite writes), without PostgreSQL.
+// BenchmarkSnapshotApply times a fresh device hydrating rows
+// (SYNCPLANE_BENCH_SNAPSHOT_ROWS, 100,000 by default) from an in-process
+// fake server: the device's own cost (page decoding and the SQLite writes),
+// without PostgreSQL.
 func BenchmarkSnapshotApply(b *testing.B) {
-	const n = 100000
+	n := benchSnapshotRows(b)
 	schema := testSchemaFrom(b, benchTables)
 	srv := fakeSnapshotServer(b, n)
 	ctx := context.Background()
