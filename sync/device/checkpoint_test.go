@@ -10,8 +10,8 @@ import (
 )
 
 // TestRebuildCheckpointsInBackground: the rebuild's connection goes back to
-// the pool with automatic checkpoints on again, and the rows are there once
-// the client has closed.
+// the pool with automatic checkpoints on again and temp_store at its
+// default, and the rows are there once the client has closed.
 func TestRebuildCheckpointsInBackground(t *testing.T) {
 	const n = 3000
 	schema := testSchemaFrom(t, benchTables)
@@ -34,12 +34,18 @@ func TestRebuildCheckpointsInBackground(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns = append(conns, conn)
-		var v int64
+		var v, temp int64
 		if err := conn.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		if v != 1000 {
 			t.Errorf("connection %d: wal_autocheckpoint = %d after the rebuild, want 1000", len(conns), v)
+		}
+		if err := conn.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp); err != nil {
+			t.Fatal(err)
+		}
+		if temp != 0 {
+			t.Errorf("connection %d: temp_store = %d after the rebuild, want 0 (the default)", len(conns), temp)
 		}
 	}
 	for _, conn := range conns {
