@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -66,7 +64,7 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 	if err != nil {
 		return err
 	}
-	restore, err := setPragmas(ctx, conn, map[string]string{"wal_autocheckpoint": "0", "temp_store": "2"})
+	restore, err := setPragmas(ctx, conn, [2]string{"wal_autocheckpoint", "0"}, [2]string{"temp_store", "MEMORY"})
 	if err != nil {
 		conn.Close()
 		return err
@@ -133,8 +131,8 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 		return nil
 	})
 	if rerr := restore(context.WithoutCancel(ctx)); rerr != nil {
-		// A connection that would never checkpoint must not go back
-		// to the pool.
+		// A connection that would never checkpoint (or keeps the
+		// rebuild's other settings) must not go back to the pool.
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	conn.Close()
@@ -224,9 +222,10 @@ func (c *Client) rotate(ctx context.Context, reason, replacedBy string) error {
 	})
 }
 
-// setPragmas sets SQLite pragmas of conn (outside a transaction) and returns
-// the function that puts their previous values back, in one pass.
-func setPragmas(ctx context.Context, conn *sql.Conn, set map[string]string) (func(context.Context) error, error) {
+// setPragmas sets SQLite pragmas of conn (outside a transaction), given as
+// name and value pairs, and returns the function that puts back the values
+// they had.
+func setPragmas(ctx context.Context, conn *sql.Conn, set ...[2]string) (func(context.Context) error, error) {
 	var undo []string
 	restore := func(ctx context.Context) error {
 		var errs []error
@@ -237,15 +236,15 @@ func setPragmas(ctx context.Context, conn *sql.Conn, set map[string]string) (fun
 		}
 		return errors.Join(errs...)
 	}
-	for _, name := range slices.Sorted(maps.Keys(set)) {
+	for _, p := range set {
 		var was string
-		if err := conn.QueryRowContext(ctx, "PRAGMA "+name).Scan(&was); err != nil {
+		if err := conn.QueryRowContext(ctx, "PRAGMA "+p[0]).Scan(&was); err != nil {
 			return nil, errors.Join(err, restore(ctx))
 		}
-		if _, err := conn.ExecContext(ctx, "PRAGMA "+name+" = "+set[name]); err != nil {
+		if _, err := conn.ExecContext(ctx, "PRAGMA "+p[0]+" = "+p[1]); err != nil {
 			return nil, errors.Join(err, restore(ctx))
 		}
-		undo = append(undo, "PRAGMA "+name+" = "+was)
+		undo = append(undo, "PRAGMA "+p[0]+" = "+was)
 	}
 	return restore, nil
 }
