@@ -66,6 +66,8 @@ func (c *Client) rebuild(ctx context.Context, sourceID string, s snapshotSession
 	}
 	restore, err := setPragmas(ctx, conn, [2]string{"wal_autocheckpoint", "0"}, [2]string{"temp_store", "MEMORY"})
 	if err != nil {
+		// Its settings may be half set: the connection is not reused.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		conn.Close()
 		return err
 	}
